@@ -1,0 +1,100 @@
+/**
+ * One TCP port for every protocol. Each new connection is sniffed by its first bytes and handed to
+ * the server that speaks it: a TLS ClientHello (0x16) to a TLS server that offers h2 and http/1.1 by
+ * ALPN, the HTTP/2 connection preface ("PRI * HTTP/2.0") to a cleartext HTTP/2 server, anything else
+ * to an HTTP/1.1 server. All of them share one request handler.
+ */
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+
+export type RequestHandler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+export interface OnePortOptions {
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer } | undefined;
+  /** How long a new connection may stay silent before it is dropped (slowloris guard). */
+  readonly firstByteTimeoutMs?: number;
+}
+
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+const TLS_HANDSHAKE = 0x16;
+
+type Kind = "tls" | "h2c" | "http1" | "undecided";
+
+/** Decides the protocol from the bytes seen so far; "undecided" while they are a prefix of the preface. */
+export function sniff(bytes: Buffer): Kind {
+  if (bytes.length === 0) return "undecided";
+  if (bytes[0] === TLS_HANDSHAKE) return "tls";
+  const n = Math.min(bytes.length, H2_PREFACE.length);
+  if (bytes.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) return n === H2_PREFACE.length ? "h2c" : "undecided";
+  return "http1";
+}
+
+export interface OnePortServer extends net.Server {
+  /** Destroys every open connection (fastify calls this on close when forceCloseConnections is set). */
+  closeAllConnections(): void;
+  /** Closes connections with no request in flight. */
+  closeIdleConnections(): void;
+}
+
+export function createOnePortServer(handler: RequestHandler, options: OnePortOptions = {}): OnePortServer {
+  const http1 = http.createServer({ keepAliveTimeout: 65_000 }, handler);
+  const h2c = http2.createServer({}, handler);
+  const secure = options.tls ? http2.createSecureServer({ ...options.tls, allowHTTP1: true }, handler) : undefined;
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.Http2Session>();
+  for (const server of [h2c, secure]) {
+    server?.on("session", (session) => {
+      sessions.add(session);
+      session.once("close", () => sessions.delete(session));
+    });
+  }
+
+  const outer = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+    let seen: Buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), options.firstByteTimeoutMs ?? 30_000);
+    const onData = (chunk: Buffer): void => {
+      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+      const kind = sniff(seen);
+      if (kind === "undecided") return;
+      clearTimeout(timer);
+      socket.off("data", onData);
+      socket.pause();
+      socket.unshift(seen);
+      const target = kind === "tls" ? secure : kind === "h2c" ? h2c : http1;
+      if (target === undefined) {
+        socket.destroy(); // TLS was offered but no certificate is configured
+        return;
+      }
+      target.emit("connection", socket);
+      // HTTP/2 and TLS hand the unshifted bytes and the socket to native code, which reads on its
+      // own: resuming there would race it. The HTTP/1.1 server reads through the stream.
+      if (kind === "http1") socket.resume();
+    };
+    socket.on("data", onData);
+    socket.once("end", () => clearTimeout(timer));
+    socket.resume();
+  }) as OnePortServer;
+
+  // fastify installs its clientError handler on the server it is given; the HTTP/1.1 parser is ours.
+  http1.on("clientError", (err, socket) => {
+    if (outer.listenerCount("clientError") > 0) outer.emit("clientError", err, socket);
+    else socket.destroy();
+  });
+
+  outer.closeAllConnections = () => {
+    for (const session of sessions) session.destroy();
+    for (const socket of sockets) socket.destroy();
+  };
+  outer.closeIdleConnections = () => {
+    http1.closeIdleConnections();
+    for (const session of sessions) session.close();
+  };
+  return outer;
+}

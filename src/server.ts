@@ -1,0 +1,97 @@
+/**
+ * Assembles the agent: one fastify instance on one port (see net/one-port.ts), the plain HTTP
+ * routes as plugins behind one access hook, and the Connect services behind one auth interceptor.
+ */
+import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
+import Fastify, { type FastifyInstance, type FastifyServerFactory, type RawServerDefault } from "fastify";
+import type { AddressInfo } from "node:net";
+import type { Config } from "./config.js";
+import { accessHook, unauthorized } from "./http/access.js";
+import { checkAccessToken } from "./auth.js";
+import { healthRoutes } from "./http/health.js";
+import { createOnePortServer, type RequestHandler } from "./net/one-port.js";
+import { authInterceptor } from "./services/caller.js";
+import { createServices } from "./services/index.js";
+
+export interface AgentOptions extends Config {
+  readonly accessToken: string;
+}
+
+export interface Agent {
+  readonly app: FastifyInstance;
+  readonly port: number;
+  /** `http://host:port` with a host that a local client can dial. */
+  readonly url: string;
+  readonly close: () => Promise<void>;
+}
+
+/** Large enough for any single message we accept (file payloads go through /upload, not RPCs). */
+const RPC_READ_MAX_BYTES = 64 * 1024 * 1024;
+
+export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: {
+      level: config.logLevel,
+      redact: { paths: ["req.headers[\"x-access-token\"]", "req.headers.authorization"], censor: "[redacted]" },
+      serializers: {
+        req: (req) => ({ method: req.method, url: redactQuery(req.url), remoteAddress: req.ip }),
+      },
+    },
+    forceCloseConnections: true,
+    return503OnClosing: true,
+    serverFactory: onePortFactory(config),
+  });
+
+  const services = createServices({ config, log: app.log });
+  app.addHook("onClose", async () => services.dispose());
+
+  await app.register(async (plain) => {
+    plain.decorateRequest("caller", null as never);
+    plain.addHook("onRequest", accessHook({ token: config.accessToken, defaultUser: config.defaultUser }));
+    await plain.register(healthRoutes);
+  });
+
+  await app.register(fastifyConnectPlugin, {
+    routes: services.routes,
+    interceptors: [authInterceptor({ token: config.accessToken, defaultUser: config.defaultUser })],
+    // The JS SDK rejects compressed frames; still accept compressed requests from other clients.
+    compressMinBytes: Number.MAX_SAFE_INTEGER,
+    readMaxBytes: RPC_READ_MAX_BYTES,
+    jsonOptions: { ignoreUnknownFields: true },
+  });
+
+  // Unknown routes: without the token, say nothing about what exists.
+  app.setNotFoundHandler(async (req, reply) => {
+    const token = req.headers["x-access-token"];
+    if (!checkAccessToken(Array.isArray(token) ? token[0] : token, config.accessToken)) {
+      return unauthorized(reply, "missing or invalid access token");
+    }
+    return reply.code(404).send({ message: `no route for ${req.method} ${req.url.split("?")[0]}` });
+  });
+  return app;
+}
+
+/**
+ * fastify is typed for one kind of server; ours hands it HTTP/1.1 and HTTP/2 compatibility
+ * requests alike, which fastify and connect-node both handle. The cast says so in one place.
+ */
+function onePortFactory(config: AgentOptions): FastifyServerFactory<RawServerDefault> {
+  const factory = (handler: RequestHandler) => createOnePortServer(handler, { tls: config.tls });
+  return factory as unknown as FastifyServerFactory<RawServerDefault>;
+}
+
+const SECRET_PARAMS = /([?&](?:signature|signature_expiration)=)[^&]*/g;
+
+/** Keeps signatures out of the logs. */
+export function redactQuery(url: string): string {
+  return url.replace(SECRET_PARAMS, "$1[redacted]");
+}
+
+export async function startAgent(config: AgentOptions): Promise<Agent> {
+  const app = await buildApp(config);
+  await app.listen({ host: config.host, port: config.port });
+  const { port } = app.server.address() as AddressInfo;
+  const dialHost = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+  const hostForUrl = dialHost.includes(":") ? `[${dialHost}]` : dialHost;
+  return { app, port, url: `http://${hostForUrl}:${port}`, close: () => app.close() };
+}
