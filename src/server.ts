@@ -8,7 +8,9 @@ import type { AddressInfo } from "node:net";
 import type { Config } from "./config.js";
 import { accessHook, unauthorized } from "./http/access.js";
 import { checkAccessToken } from "./auth.js";
+import { downloadRoutes } from "./http/download.js";
 import { healthRoutes } from "./http/health.js";
+import { uploadRoutes } from "./http/upload.js";
 import { createOnePortServer, type RequestHandler } from "./net/one-port.js";
 import { authInterceptor } from "./services/caller.js";
 import { createServices } from "./services/index.js";
@@ -49,6 +51,8 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
     plain.decorateRequest("caller", null as never);
     plain.addHook("onRequest", accessHook({ token: config.accessToken, defaultUser: config.defaultUser }));
     await plain.register(healthRoutes);
+    await plain.register(uploadRoutes, { config });
+    await plain.register(downloadRoutes, { config });
   });
 
   await app.register(fastifyConnectPlugin, {

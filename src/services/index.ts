@@ -5,8 +5,9 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
-import { Filesystem } from "../gen/sandboxagent/api_pb.js";
+import { Filesystem, Process } from "../gen/sandboxagent/api_pb.js";
 import { createFilesystemService } from "./filesystem/index.js";
+import { createProcessService } from "./process/index.js";
 
 export interface ServiceDeps {
   readonly config: Config;
@@ -20,12 +21,15 @@ export interface Services {
 
 export function createServices(deps: ServiceDeps): Services {
   const filesystem = createFilesystemService(deps);
+  const process = createProcessService(deps);
+  const all = [filesystem, process];
   return {
     routes: (router) => {
       router.service(Filesystem, filesystem.impl);
+      router.service(Process, process.impl);
     },
     dispose: async () => {
-      await filesystem.dispose();
+      await Promise.allSettled(all.map((service) => service.dispose()));
     },
   };
 }

@@ -1,0 +1,121 @@
+/**
+ * Shared pieces of the benchmarks: the agent under test runs as its own process (built output,
+ * as in production) so its RSS is its own, and every figure is paired with a baseline measured
+ * in the same run.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { createInterface } from "node:readline";
+
+export interface Row {
+  readonly metric: string;
+  readonly unit: string;
+  readonly agent: number;
+  readonly baseline: number | null;
+  /** agent / baseline; for throughput rows too, so the reader compares like with like. */
+  readonly ratio: number | null;
+}
+
+export function row(metric: string, unit: string, agent: number, baseline: number | null): Row {
+  const ratio = baseline === null || baseline === 0 ? null : agent / baseline;
+  return { metric, unit, agent, baseline, ratio };
+}
+
+export interface BenchContext {
+  readonly url: string;
+  readonly token: string;
+  readonly pid: number;
+  /** Scratch directory for this run; removed afterwards. */
+  readonly workDir: string;
+  /** Smaller sizes for a quick check (CI), same metrics. */
+  readonly quick: boolean;
+  readonly log: (message: string) => void;
+}
+
+export interface Suite {
+  readonly name: string;
+  readonly run: (ctx: BenchContext) => Promise<Row[]>;
+}
+
+export interface AgentProcess {
+  readonly url: string;
+  readonly pid: number;
+  readonly child: ChildProcess;
+  readonly stop: () => Promise<void>;
+}
+
+/** Starts `node dist/main.js` on a free loopback port and waits for it to say where it listens. */
+export async function startAgentProcess(token: string, extraArgs: string[] = []): Promise<AgentProcess> {
+  const child = spawn(process.execPath, ["dist/main.js", "--host", "127.0.0.1", "--port", "0", "--log-level", "info", ...extraArgs], {
+    env: { ...process.env, SANDBOX_AGENT_ACCESS_TOKEN: token },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`agent exited with ${code} before listening`)));
+    lines.on("line", (line) => {
+      try {
+        const entry = JSON.parse(line) as { msg?: string; port?: number };
+        if (entry.msg === "sandbox-agent listening" && typeof entry.port === "number") resolve(entry.port);
+      } catch {
+        // not a log line
+      }
+    });
+  });
+  lines.removeAllListeners("line");
+  child.stdout!.resume(); // keep draining request logs so the agent never blocks on a full pipe
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
+    child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+/** Resident set size of a process in MiB, from /proc. */
+export async function rssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const match = /VmRSS:\s+(\d+) kB/.exec(status);
+  return match ? Number(match[1]) / 1024 : Number.NaN;
+}
+
+export function percentile(samples: readonly number[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index] ?? Number.NaN;
+}
+
+/** Milliseconds one call of fn takes. */
+export async function timeMs(fn: () => Promise<unknown>): Promise<number> {
+  const start = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+/** Runs fn `warmup` times unmeasured, then `count` times measured; returns the durations in ms. */
+export async function sample(count: number, fn: () => Promise<unknown>, warmup = Math.min(20, count)): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const out: number[] = [];
+  for (let i = 0; i < count; i++) out.push(await timeMs(fn));
+  return out;
+}
+
+/** Runs a shell command to completion and returns how long it took in ms. */
+export async function timeCommand(cmd: string, args: string[]): Promise<number> {
+  return timeMs(
+    () =>
+      new Promise<void>((resolve, reject) => {
+        const child = spawn(cmd, args, { stdio: "ignore" });
+        child.once("error", reject);
+        child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited with ${code}`))));
+      }),
+  );
+}
+
+export const MiB = 1024 * 1024;
+export const GiB = 1024 * MiB;

@@ -1,0 +1,4 @@
+import type { FastifyPluginAsync } from "fastify";
+import type { Config } from "../config.js";
+
+export const uploadRoutes: FastifyPluginAsync<{ config: Config }> = async (_app, _opts) => {};
