@@ -19,6 +19,9 @@ export interface Services {
   readonly dispose: () => Promise<void>;
 }
 
+/** The services this agent serves; tests walk it to check that every RPC is access-controlled. */
+export const SERVED_SERVICES = [Filesystem, Process] as const;
+
 export function createServices(deps: ServiceDeps): Services {
   const filesystem = createFilesystemService(deps);
   const process = createProcessService(deps);

@@ -1,0 +1,168 @@
+/**
+ * Issue 2's figures: 1 GiB download and upload against `cp`, Stat round trips over HTTP/1.1 and
+ * h2c against a bare node:http(2) server doing the same stat, ListDir of 10,000 entries against
+ * readdir+lstat in-process, and the agent's idle RSS against a bare Node process.
+ */
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { spawn } from "node:child_process";
+import { createReadStream, createWriteStream } from "node:fs";
+import { lstat, mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
+import http from "node:http";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { Filesystem } from "../../src/gen/sandboxagent/api_pb.js";
+import { GiB, MiB, percentile, row, rssMiB, sample, timeCommand, timeMs, type BenchContext, type Row, type Suite } from "../lib.js";
+
+async function makeFile(path: string, bytes: number): Promise<void> {
+  await pipeline(createReadStream("/dev/urandom", { end: bytes - 1 }), createWriteStream(path));
+}
+
+function download(ctx: BenchContext, path: string, dest: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    http.get(`${ctx.url}/download${path}`, { headers: { "x-access-token": ctx.token } }, (res) => {
+      if (res.statusCode !== 200) return reject(new Error(`download answered ${res.statusCode}`));
+      pipeline(res, createWriteStream(dest)).then(resolve, reject);
+    }).on("error", reject);
+  });
+}
+
+/** Streams a file as multipart/form-data the way the SDK shapes it (file part, then the path field). */
+function upload(ctx: BenchContext, source: string, target: string, size: number): Promise<void> {
+  const boundary = "----agentbench7f3a9c";
+  const head = Buffer.from(
+    `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${target}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+  );
+  const tail = Buffer.from(`\r\n--${boundary}\r\nContent-Disposition: form-data; name="path"\r\n\r\n${target}\r\n--${boundary}--\r\n`);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      `${ctx.url}/upload`,
+      {
+        method: "POST",
+        headers: {
+          "x-access-token": ctx.token,
+          "content-type": `multipart/form-data; boundary=${boundary}`,
+          "content-length": head.length + size + tail.length,
+        },
+      },
+      (res) => {
+        res.resume();
+        res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`upload answered ${res.statusCode}`))));
+      },
+    );
+    req.on("error", reject);
+    req.write(head);
+    const body = createReadStream(source);
+    body.pipe(req, { end: false });
+    body.on("end", () => req.end(tail));
+    body.on("error", reject);
+  });
+}
+
+async function transferRows(ctx: BenchContext): Promise<Row[]> {
+  const size = ctx.quick ? 64 * MiB : GiB;
+  const label = ctx.quick ? "64 MiB" : "1 GiB";
+  const source = join(ctx.workDir, "big.bin");
+  await makeFile(source, size);
+  const mbps = (ms: number): number => size / MiB / (ms / 1000);
+  const copy = join(ctx.workDir, "copy.bin");
+  // Warm the page cache identically for everyone, then measure each once (they are long).
+  await timeCommand("cp", [source, copy]);
+  const cpMs = await timeCommand("cp", [source, copy]);
+  await rm(copy);
+  const downMs = await timeMs(() => download(ctx, source, copy));
+  if ((await stat(copy)).size !== size) throw new Error("download size mismatch");
+  await rm(copy);
+  const upMs = await timeMs(() => upload(ctx, source, copy, size));
+  if ((await stat(copy)).size !== size) throw new Error("upload size mismatch");
+  await rm(copy);
+  await rm(source);
+  return [
+    row(`download ${label} (vs cp)`, "MiB/s", mbps(downMs), mbps(cpMs)),
+    row(`upload ${label} (vs cp)`, "MiB/s", mbps(upMs), mbps(cpMs)),
+  ];
+}
+
+/** A bare server that answers a stat of the posted path: the floor for an RPC round trip. */
+async function bareStatServer(kind: "h1" | "h2c"): Promise<{ url: string; close: () => Promise<void> }> {
+  const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const { path } = JSON.parse(Buffer.concat(chunks).toString() || "{}") as { path?: string };
+      lstat(path ?? "/").then(
+        (st) => {
+          res.writeHead(200, { "content-type": "application/json" });
+          res.end(JSON.stringify({ entry: { path, size: st.size, mode: st.mode, modifiedTime: st.mtime.toISOString() } }));
+        },
+        () => {
+          res.writeHead(404);
+          res.end();
+        },
+      );
+    });
+  };
+  const server = kind === "h1" ? http.createServer(handler) : http2.createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+async function statRows(ctx: BenchContext): Promise<Row[]> {
+  const count = ctx.quick ? 300 : 3000;
+  const rows: Row[] = [];
+  for (const httpVersion of ["1.1", "2"] as const) {
+    const label = httpVersion === "1.1" ? "HTTP/1.1" : "h2c";
+    const agentClient = createClient(Filesystem, createConnectTransport({ baseUrl: ctx.url, httpVersion }));
+    const headers = { "x-access-token": ctx.token };
+    const agentSamples = await sample(count, () => agentClient.stat({ path: ctx.workDir }, { headers }));
+    const bare = await bareStatServer(httpVersion === "1.1" ? "h1" : "h2c");
+    const bareClient = createClient(Filesystem, createConnectTransport({ baseUrl: bare.url, httpVersion }));
+    const bareSamples = await sample(count, () => bareClient.stat({ path: ctx.workDir }));
+    await bare.close();
+    rows.push(row(`Stat round trip ${label} p50 (vs bare node server)`, "ms", percentile(agentSamples, 50), percentile(bareSamples, 50)));
+    rows.push(row(`Stat round trip ${label} p99 (vs bare node server)`, "ms", percentile(agentSamples, 99), percentile(bareSamples, 99)));
+  }
+  return rows;
+}
+
+async function listDirRows(ctx: BenchContext): Promise<Row[]> {
+  const dir = join(ctx.workDir, "many");
+  await mkdir(dir);
+  const entries = 10_000;
+  for (let i = 0; i < entries; i += 500) {
+    await Promise.all(Array.from({ length: 500 }, (_, j) => writeFile(join(dir, `f${i + j}.txt`), "x")));
+  }
+  const fs = createClient(Filesystem, createConnectTransport({ baseUrl: ctx.url, httpVersion: "1.1" }));
+  const headers = { "x-access-token": ctx.token };
+  const runs = ctx.quick ? 3 : 10;
+  const agentSamples = await sample(runs, async () => {
+    const res = await fs.listDir({ path: dir, depth: 1 }, { headers });
+    if (res.entries.length !== entries) throw new Error(`ListDir returned ${res.entries.length} entries`);
+  }, 1);
+  const baseSamples = await sample(runs, async () => {
+    const names = await readdir(dir);
+    await Promise.all(names.map((name) => lstat(join(dir, name))));
+  }, 1);
+  await rm(dir, { recursive: true });
+  return [row("ListDir 10,000 entries p50 (vs readdir+lstat in-process)", "ms", percentile(agentSamples, 50), percentile(baseSamples, 50))];
+}
+
+async function idleRss(ctx: BenchContext): Promise<Row> {
+  const bare = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const bareRss = await rssMiB(bare.pid!);
+  bare.kill();
+  return row("agent RSS when idle (vs bare node process)", "MiB", await rssMiB(ctx.pid), bareRss);
+}
+
+export const filesSuite: Suite = {
+  name: "files",
+  run: async (ctx) => {
+    // Idle first, before any request has grown the heap.
+    const idle = await idleRss(ctx);
+    return [idle, ...(await transferRows(ctx)), ...(await statRows(ctx)), ...(await listDirRows(ctx))];
+  },
+};
