@@ -9,14 +9,19 @@ import type { Config } from "./config.js";
 import { accessHook, unauthorized } from "./http/access.js";
 import { checkAccessToken } from "./auth.js";
 import { downloadRoutes } from "./http/download.js";
+import { registerCors } from "./http/cors.js";
 import { healthRoutes } from "./http/health.js";
+import { metricsRoutes } from "./http/metrics.js";
 import { uploadRoutes } from "./http/upload.js";
 import { createOnePortServer, type RequestHandler } from "./net/one-port.js";
 import { authInterceptor } from "./services/caller.js";
 import { createServices } from "./services/index.js";
+import { createMetrics, type Metrics } from "./metrics.js";
 
 export interface AgentOptions extends Config {
   readonly accessToken: string;
+  /** Where log lines go (default stdout); tests capture them here. */
+  readonly logStream?: NodeJS.WritableStream;
 }
 
 export interface Agent {
@@ -34,17 +39,23 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: {
       level: config.logLevel,
+      ...(config.logStream ? { stream: config.logStream } : {}),
       redact: { paths: ["req.headers[\"x-access-token\"]", "req.headers.authorization"], censor: "[redacted]" },
       serializers: {
         req: (req) => ({ method: req.method, url: redactQuery(req.url), remoteAddress: req.ip }),
       },
     },
+    // One line per request is logged when it ends (see observeRequests), with route and duration.
+    disableRequestLogging: true,
     forceCloseConnections: true,
     return503OnClosing: true,
     serverFactory: onePortFactory(config),
   });
 
-  const services = createServices({ config, log: app.log });
+  const metrics = createMetrics();
+  registerCors(app);
+  observeRequests(app, metrics);
+  const services = createServices({ config, log: app.log, metrics });
   app.addHook("onClose", async () => services.dispose());
 
   await app.register(async (plain) => {
@@ -53,6 +64,7 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
     await plain.register(healthRoutes);
     await plain.register(uploadRoutes, { config });
     await plain.register(downloadRoutes, { config });
+    await plain.register(metricsRoutes, { metrics });
   });
 
   await app.register(fastifyConnectPlugin, {
@@ -73,6 +85,30 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
     return reply.code(404).send({ message: `no route for ${req.method} ${req.url.split("?")[0]}` });
   });
   return app;
+}
+
+/**
+ * Counts, times and logs every request once, when its response closes: this also covers streams
+ * that end early and clients that go away, which fastify's onResponse hook does not see.
+ */
+function observeRequests(app: FastifyInstance, metrics: Metrics): void {
+  app.addHook("onRequest", async (req, reply) => {
+    const route = req.routeOptions.url ?? "unmatched";
+    const started = process.hrtime.bigint();
+    metrics.inFlight.inc({ route });
+    reply.raw.once("close", () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const status = reply.raw.statusCode;
+      metrics.inFlight.dec({ route });
+      metrics.requests.inc({ route, method: req.method, status: String(status) });
+      metrics.requestDuration.observe({ route, method: req.method }, seconds);
+      const completed = reply.raw.writableFinished;
+      req.log.info(
+        { method: req.method, route, url: redactQuery(req.url), status, durationMs: Math.round(seconds * 1e6) / 1e3, completed },
+        "request",
+      );
+    });
+  });
 }
 
 /**

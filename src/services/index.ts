@@ -5,6 +5,7 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
+import type { Metrics } from "../metrics.js";
 import { ContextService, ExecutionService, Filesystem, Process } from "../gen/sandboxagent/api_pb.js";
 import { createExecutionServices } from "./execution/index.js";
 import { createFilesystemService } from "./filesystem/index.js";
@@ -13,6 +14,7 @@ import { createProcessService } from "./process/index.js";
 export interface ServiceDeps {
   readonly config: Config;
   readonly log: Logger;
+  readonly metrics: Metrics;
 }
 
 export interface Services {

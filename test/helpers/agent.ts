@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { configWith, type Config } from "../../src/config.js";
-import { startAgent, type Agent } from "../../src/server.js";
+import { startAgent, type Agent, type AgentOptions } from "../../src/server.js";
 
 export const TOKEN = "test-token-0123456789";
 export const AUTH = { "x-access-token": TOKEN } as const;
@@ -23,7 +23,7 @@ export interface TestAgent extends Agent {
 const fixture = (name: string): Promise<Buffer> => readFile(new URL(`../fixtures/tls/${name}`, import.meta.url));
 
 /** A real agent on 127.0.0.1 with a random port, TLS enabled from the test certificate. */
-export async function startTestAgent(overrides: Partial<Config> = {}): Promise<TestAgent> {
+export async function startTestAgent(overrides: Partial<Config> & Pick<AgentOptions, "logStream"> = {}): Promise<TestAgent> {
   const tls = { cert: await fixture("cert.pem"), key: await fixture("key.pem") };
   const agent = await startAgent({ ...configWith({ tls, ...overrides }), accessToken: overrides.accessToken ?? TOKEN });
   return { ...agent, token: overrides.accessToken ?? TOKEN, tlsUrl: agent.url.replace("http://", "https://") };
