@@ -3,7 +3,7 @@
  * routes as plugins behind one access hook, and the Connect services behind one auth interceptor.
  */
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
-import Fastify, { type FastifyInstance, type FastifyServerFactory, type RawServerDefault } from "fastify";
+import Fastify, { LogController, type FastifyInstance, type FastifyServerFactory, type RawServerDefault } from "fastify";
 import type { AddressInfo } from "node:net";
 import type { Config } from "./config.js";
 import { accessHook, unauthorized } from "./http/access.js";
@@ -46,7 +46,7 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
       },
     },
     // One line per request is logged when it ends (see observeRequests), with route and duration.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: true,
     return503OnClosing: true,
     serverFactory: onePortFactory(config),

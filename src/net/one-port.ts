@@ -41,7 +41,12 @@ export interface OnePortServer extends net.Server {
 }
 
 export function createOnePortServer(handler: RequestHandler, options: OnePortOptions = {}): OnePortServer {
-  const http1 = http.createServer({ keepAliveTimeout: 65_000 }, handler);
+  // headersTimeout guards against clients that trickle headers; no whole-request timeout, because
+  // a large upload on a slow link may legitimately take longer than any fixed limit.
+  const http1 = http.createServer({ keepAliveTimeout: 65_000, headersTimeout: 60_000, requestTimeout: 0 }, handler);
+  // Node starts its connection tracking (header timeouts, closeIdleConnections) on 'listening',
+  // which a server that never listens itself never emits.
+  http1.emit("listening");
   const h2c = http2.createServer({}, handler);
   const secure = options.tls ? http2.createSecureServer({ ...options.tls, allowHTTP1: true }, handler) : undefined;
   const sockets = new Set<net.Socket>();
@@ -88,6 +93,7 @@ export function createOnePortServer(handler: RequestHandler, options: OnePortOpt
     else socket.destroy();
   });
 
+  outer.once("close", () => http1.close());
   outer.closeAllConnections = () => {
     for (const session of sessions) session.destroy();
     for (const socket of sockets) socket.destroy();
