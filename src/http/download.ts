@@ -1,4 +1,165 @@
-import type { FastifyPluginAsync } from "fastify";
+/**
+ * `GET|HEAD /download/<path>`: one file, streamed from disk, with the validators, conditional
+ * requests and single byte ranges that browsers, curl and download managers use.
+ */
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
+import { constants, type ReadStream } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
+import { posix } from "node:path";
 import type { Config } from "../config.js";
+import { resolvePath } from "../paths.js";
+import type { User } from "../users.js";
+import { evaluatePreconditions, rangeAllowed, validatorsOf, type Conditions, type Validators } from "./conditional.js";
+import { attachment } from "./disposition.js";
+import { contentTypeFor } from "./mime.js";
+import { contentRange, parseRange, unsatisfiedRange, type RangeRequest } from "./range.js";
+import { fsHttpError, HttpError, sendError, useJsonErrors } from "./reply-error.js";
 
-export const downloadRoutes: FastifyPluginAsync<{ config: Config }> = async (_app, _opts) => {};
+const PREFIX = "/download/";
+/** Large reads keep the syscall count of big downloads low; a few of them per download is cheap. */
+const READ_CHUNK_BYTES = 256 * 1024;
+/** O_NONBLOCK so that opening a FIFO cannot hang the request; it is refused right after. */
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
+
+/** The URL path after `/download/`, still percent-encoded (taken from the raw URL, decoded once by us). */
+function encodedRest(req: FastifyRequest): string {
+  const url = req.url;
+  const query = url.indexOf("?");
+  const path = query < 0 ? url : url.slice(0, query);
+  return path.startsWith(PREFIX) ? path.slice(PREFIX.length) : "";
+}
+
+function decode(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What a signed download URL signed: the decoded path after `/download/`, nothing normalised
+ * (`signaturePath` adds the leading slash the SDK stripped). Undecodable input is returned as is,
+ * which no valid signature matches; the handler then refuses it.
+ */
+export function signedDownloadPath(req: FastifyRequest): string {
+  const rest = encodedRest(req);
+  return decode(rest) ?? rest;
+}
+
+/** `~` paths are the caller's home; everything else is absolute, whatever slashes it starts with. */
+function resolveDownloadPath(rest: string, caller: User): string {
+  return resolvePath(rest.startsWith("~") ? rest : `/${rest}`, caller);
+}
+
+async function openFile(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, OPEN_FLAGS);
+  } catch (err) {
+    throw fsHttpError(err, "open", path);
+  }
+}
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value.join(", ") : value;
+}
+
+function conditionsOf(req: FastifyRequest): Conditions {
+  return {
+    ifMatch: header(req, "if-match"),
+    ifNoneMatch: header(req, "if-none-match"),
+    ifModifiedSince: header(req, "if-modified-since"),
+    ifUnmodifiedSince: header(req, "if-unmodified-since"),
+    ifRange: header(req, "if-range"),
+  };
+}
+
+function setValidators(reply: FastifyReply, v: Validators): void {
+  // Files change under their names: caches may keep a copy but must revalidate it.
+  reply.header("etag", v.etag).header("last-modified", v.lastModified).header("cache-control", "no-cache");
+}
+
+/** Range only for GET (RFC 9110 §14.2), and only while If-Range says the client's copy is current. */
+function rangeFor(req: FastifyRequest, size: number, v: Validators): RangeRequest {
+  if (req.method !== "GET") return { kind: "full" };
+  const range = header(req, "range");
+  if (range === undefined || !rangeAllowed(header(req, "if-range"), v)) return { kind: "full" };
+  return parseRange(range, size);
+}
+
+/**
+ * A file that shrank after we measured it would end the body early under a Content-Length that
+ * promised more; cutting the connection tells the client, where a short body would look complete
+ * or leave it waiting.
+ */
+function cutShortResponses(stream: ReadStream, expected: number, reply: FastifyReply): void {
+  stream.once("end", () => {
+    if (stream.bytesRead < expected) reply.raw.destroy(new Error("file shrank while it was being sent"));
+  });
+}
+
+async function download(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const rest = decode(encodedRest(req));
+  if (rest === undefined) throw new HttpError(400, "invalid path: the URL path is not percent-encoded UTF-8");
+  let path: string;
+  try {
+    path = resolveDownloadPath(rest, req.caller);
+  } catch (err) {
+    throw fsHttpError(err, "open", rest);
+  }
+
+  const handle = await openFile(path);
+  let handedOver = false;
+  try {
+    const st = await handle.stat({ bigint: true });
+    if (st.isDirectory()) throw new HttpError(400, `${path} is a directory: only files can be downloaded`);
+    if (!st.isFile()) throw new HttpError(400, `${path} is not a regular file`);
+    const size = Number(st.size);
+    const validators = validatorsOf(st);
+    setValidators(reply, validators);
+    reply.header("accept-ranges", "bytes");
+
+    const precondition = evaluatePreconditions(conditionsOf(req), validators);
+    if (precondition === "not-modified") return reply.code(304).send();
+    if (precondition === "failed") return sendError(reply, new HttpError(412, `precondition failed for ${path}`));
+
+    const range = rangeFor(req, size, validators);
+    if (range.kind === "unsatisfiable") {
+      reply.header("content-range", unsatisfiedRange(size));
+      return sendError(reply, new HttpError(416, `range not satisfiable: ${path} has ${size} bytes`));
+    }
+    const start = range.kind === "partial" ? range.start : 0;
+    const end = range.kind === "partial" ? range.end : size - 1;
+    const length = end - start + 1;
+    reply
+      .code(range.kind === "partial" ? 206 : 200)
+      .header("content-type", contentTypeFor(path))
+      .header("content-length", String(length))
+      .header("content-disposition", attachment(posix.basename(path)))
+      .header("x-content-type-options", "nosniff");
+    if (range.kind === "partial") reply.header("content-range", contentRange(range, size));
+    if (req.method === "HEAD" || length === 0) return reply.send();
+
+    // The stream owns the handle from here and closes it when it ends or is destroyed; fastify
+    // destroys it when the client goes away mid-download.
+    const stream = handle.createReadStream({ start, end, highWaterMark: READ_CHUNK_BYTES });
+    handedOver = true;
+    cutShortResponses(stream, length, reply);
+    return reply.send(stream);
+  } catch (err) {
+    throw fsHttpError(err, "read", path);
+  } finally {
+    if (!handedOver) await handle.close();
+  }
+}
+
+export const downloadRoutes: FastifyPluginAsync<{ config: Config }> = async (app) => {
+  useJsonErrors(app);
+  app.route({
+    method: ["GET", "HEAD"],
+    url: "/download/*",
+    config: { access: { signed: { op: "read", path: signedDownloadPath } } },
+    handler: download,
+  });
+};

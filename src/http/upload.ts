@@ -1,4 +1,187 @@
-import type { FastifyPluginAsync } from "fastify";
+/**
+ * `POST /upload`: multipart/form-data, streamed to temporary files beside their targets and
+ * renamed into place only when the whole form has arrived, because the SDK sends the `path` field
+ * after the file bytes. Target rules: upload-target.ts; atomic replacement: staging.ts.
+ */
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
+import { lstat, readlink, realpath, stat } from "node:fs/promises";
+import type { Stats } from "node:fs";
+import { posix } from "node:path";
 import type { Config } from "../config.js";
+import { errnoOf } from "../errors.js";
+import { mkdirOwned } from "../ownership.js";
+import type { User } from "../users.js";
+import { isMultipartForm, receiveForm, type FilePart } from "./multipart.js";
+import { fsHttpError, HttpError, useJsonErrors } from "./reply-error.js";
+import { StagedFile } from "./staging.js";
+import { checkSignedScope, placeFiles, tentativeTarget, type Placement, type Probe } from "./upload-target.js";
 
-export const uploadRoutes: FastifyPluginAsync<{ config: Config }> = async (_app, _opts) => {};
+/** Mode of a new file (the usual 0666 under the usual 022 umask); a replaced file keeps its own. */
+const NEW_FILE_MODE = 0o644;
+
+interface Received {
+  readonly fileName: string | undefined;
+  readonly file: StagedFile;
+}
+
+type Query = Record<string, string | string[] | undefined>;
+
+function queryValue(req: FastifyRequest, name: string): string | undefined {
+  const value = (req.query as Query | undefined)?.[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** `?path=` as the SDK signs it; an empty value means no path, as in `signaturePath`. */
+function queryPath(req: FastifyRequest): string | undefined {
+  const path = queryValue(req, "path");
+  return path === "" ? undefined : path;
+}
+
+const probe: Probe = async (path) => {
+  try {
+    return (await stat(path)).isDirectory() ? "directory" : "other";
+  } catch {
+    return "missing";
+  }
+};
+
+async function statOrMissing(path: string): Promise<Stats | undefined> {
+  try {
+    return await stat(path);
+  } catch (err) {
+    if (errnoOf(err) === "ENOENT") return undefined;
+    throw fsHttpError(err, "stat", path);
+  }
+}
+
+/** The closest directory that exists on the way up from `path`: where a part can be staged now. */
+async function nearestDirectory(path: string): Promise<string> {
+  for (let dir = path; ; dir = posix.dirname(dir)) {
+    if ((await probe(dir)) === "directory" || dir === "/") return dir;
+  }
+}
+
+/**
+ * Writing to a symlink writes to the file it points to (as writing in place would), even when
+ * that file does not exist yet.
+ */
+async function followSymlink(target: string): Promise<string> {
+  try {
+    if (!(await lstat(target)).isSymbolicLink()) return target;
+  } catch {
+    return target;
+  }
+  try {
+    return await realpath(target);
+  } catch {
+    // Dangling: the file it names is created. Unreadable: the rename reports the real problem.
+    return readlink(target).then((link) => posix.resolve(posix.dirname(target), link), () => target);
+  }
+}
+
+function firstNonEmpty(values: readonly string[] | undefined): string | undefined {
+  return values?.find((value) => value !== "");
+}
+
+/** Stages one file part beside where it will most likely go, which is where it goes for the SDK. */
+async function receivePart(
+  part: FilePart,
+  fieldsSoFar: ReadonlyMap<string, readonly string[]>,
+  req: FastifyRequest,
+): Promise<Received> {
+  const caller = req.caller;
+  const known = firstNonEmpty(fieldsSoFar.get("path")) ?? queryPath(req);
+  const guess = await tentativeTarget(known, part.fileName, caller, probe);
+  const dir = await nearestDirectory(guess === undefined ? caller.home : posix.dirname(guess));
+  let file: StagedFile;
+  try {
+    file = await StagedFile.create(dir, posix.basename(guess ?? part.fileName ?? "file"));
+  } catch (err) {
+    part.stream.resume();
+    throw err;
+  }
+  try {
+    await file.fill(part.stream, guess ?? part.fileName ?? "upload");
+  } catch (err) {
+    await file.discard();
+    throw err;
+  }
+  return { fileName: part.fileName, file };
+}
+
+/** Makes the target's directory, moves the staged file there and gives it its final mode and owner. */
+async function prepare(file: StagedFile, placement: Placement, caller: User): Promise<string> {
+  const target = await followSymlink(placement.target);
+  const existing = await statOrMissing(target);
+  if (existing?.isDirectory()) throw new HttpError(409, `cannot write ${target}: it is a directory`);
+  if (existing !== undefined && !existing.isFile()) throw new HttpError(409, `cannot write ${target}: it is not a regular file`);
+  const dir = posix.dirname(target);
+  try {
+    await mkdirOwned(dir, caller);
+  } catch (err) {
+    throw fsHttpError(err, "mkdir", dir);
+  }
+  await file.moveInto(dir);
+  await file.finish(existing === undefined ? NEW_FILE_MODE : existing.mode & 0o777, caller);
+  return target;
+}
+
+async function upload(req: FastifyRequest, reply: FastifyReply, config: Config): Promise<FastifyReply> {
+  try {
+    return await storeForm(req, reply, config);
+  } catch (err) {
+    // The rest of an unread body can be large: close the connection rather than drain it. (HTTP/2
+    // ends just the stream, and forbids the header.)
+    if (!req.raw.complete && req.raw.httpVersionMajor === 1) reply.header("connection", "close");
+    throw err;
+  }
+}
+
+async function storeForm(req: FastifyRequest, reply: FastifyReply, config: Config): Promise<FastifyReply> {
+  const contentType = req.headers["content-type"];
+  if (!isMultipartForm(contentType)) {
+    throw new HttpError(400, `expected a multipart/form-data body with a file part, got ${contentType?.slice(0, 100) ?? "no Content-Type"}`);
+  }
+  const form = await receiveForm<Received>(req, {
+    maxFileBytes: config.uploadMaxBytes,
+    receive: (part, fieldsSoFar) => receivePart(part, fieldsSoFar, req),
+    discard: (received) => received.file.discard(),
+  });
+  const files = form.files.map((received) => received.file);
+  try {
+    const pathFields = (form.fields.get("path") ?? []).filter((value) => value !== "");
+    const placements = await placeFiles(
+      { pathFields, queryPath: queryPath(req), fileNames: form.files.map((received) => received.fileName) },
+      req.caller,
+      probe,
+    );
+    // A signed URL authorises its own path only; its query path is what was signed.
+    if (queryValue(req, "signature") !== undefined) checkSignedScope(placements, queryPath(req) ?? "/", req.caller);
+
+    // Everything that can fail happens before the first rename, so a bad file in a form of
+    // several leaves all targets as they were.
+    const targets: string[] = [];
+    for (const [i, placement] of placements.entries()) targets.push(await prepare(files[i]!, placement, req.caller));
+    for (const [i, target] of targets.entries()) await files[i]!.commit(target);
+
+    const entries = placements.map(({ target, shown }) => ({ name: posix.basename(target), type: "file", path: shown }));
+    return reply.code(200).send(entries.length === 1 && pathFields.length <= 1 ? entries[0] : entries);
+  } finally {
+    await Promise.all(files.map((file) => file.discard()));
+  }
+}
+
+export const uploadRoutes: FastifyPluginAsync<{ config: Config }> = async (app, { config }) => {
+  useJsonErrors(app);
+  // The handler streams the body itself: no parser may read it first, and any content type
+  // reaches the handler so that it can say what is wrong. (This plugin's context only.)
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", (_req, _payload, done) => done(null));
+
+  app.route({
+    method: "POST",
+    url: "/upload",
+    config: { access: { signed: { op: "write", path: queryPath } } },
+    handler: (req, reply) => upload(req, reply, config),
+  });
+};

@@ -6,7 +6,7 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import type { TestAgent } from "./agent.js";
+import { startTestAgent, type TestAgent } from "./agent.js";
 
 export interface ControlPlane {
   readonly url: string;
@@ -50,4 +50,29 @@ export function sdkEnvironment(controlPlane: ControlPlane): void {
   process.env.SCALEBOX_API_URL = controlPlane.url;
   process.env.SCALEBOX_API_KEY = "local-test-key";
   process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
+}
+
+export type SdkSandbox = Awaited<ReturnType<(typeof import("@scalebox/sdk"))["Sandbox"]["create"]>>;
+
+export interface SdkSession {
+  readonly agent: TestAgent;
+  readonly sandbox: SdkSandbox;
+  readonly close: () => Promise<void>;
+}
+
+/** A real agent, the control-plane stand-in, and an SDK sandbox connected to them. */
+export async function startSdkSession(overrides: Parameters<typeof startTestAgent>[0] = {}): Promise<SdkSession> {
+  const agent = await startTestAgent(overrides);
+  const controlPlane = await startControlPlane(agent);
+  sdkEnvironment(controlPlane);
+  const { Sandbox } = await import("@scalebox/sdk");
+  const sandbox = await Sandbox.create("base");
+  return {
+    agent,
+    sandbox,
+    close: async () => {
+      await controlPlane.close();
+      await agent.close();
+    },
+  };
 }

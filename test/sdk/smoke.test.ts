@@ -1,25 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestAgent, type TestAgent } from "../helpers/agent.js";
-import { sdkEnvironment, startControlPlane, type ControlPlane } from "../helpers/sdk.js";
+import { startSdkSession, type SdkSession } from "../helpers/sdk.js";
 
-let agent: TestAgent;
-let cp: ControlPlane;
+let session: SdkSession;
 beforeAll(async () => {
-  agent = await startTestAgent();
-  cp = await startControlPlane(agent);
-  sdkEnvironment(cp);
+  session = await startSdkSession();
 });
-afterAll(async () => {
-  await cp?.close();
-  await agent?.close();
-});
+afterAll(async () => session?.close());
 
-describe("sdk smoke", () => {
-  it("stat through the SDK", async () => {
-    const { Sandbox } = await import("@scalebox/sdk");
-    const sbx = await Sandbox.create("base");
+describe("sdk reaches a local agent", () => {
+  it("through the control-plane stand-in, RPCs over http and files over https on one port", async () => {
+    const sbx = session.sandbox;
     const info = await sbx.files.stat("/tmp");
     expect(info.type).toBe("directory");
     expect(await sbx.files.exists("/definitely-missing")).toBe(false);
+    await sbx.files.write("/tmp/sdk-smoke.txt", "hello");
+    expect(await sbx.files.read("/tmp/sdk-smoke.txt")).toBe("hello");
   });
 });
