@@ -12,8 +12,17 @@ const TYPE_CHAR: Readonly<Record<number, string>> = {
   0o040000: "d", 0o120000: "l", 0o020000: "c", 0o060000: "b", 0o010000: "p", 0o140000: "s", 0o100000: "-",
 };
 
+const permissionsByMode = new Map<number, string>();
+
 /** `ls -l` style permissions, e.g. `-rw-r--r--`, `drwxr-xr-x`, `lrwxrwxrwx`, with s/t bits. */
 export function permissionString(mode: number): string {
+  // A listing repeats a handful of modes thousands of times; there are at most 2^16 of them.
+  let text = permissionsByMode.get(mode);
+  if (text === undefined) permissionsByMode.set(mode, (text = formatPermissions(mode)));
+  return text;
+}
+
+function formatPermissions(mode: number): string {
   const bit = (mask: number, ch: string): string => (mode & mask ? ch : "-");
   const special = (exec: number, flag: number, on: string): string =>
     mode & flag ? (mode & exec ? on : on.toUpperCase()) : mode & exec ? "x" : "-";
@@ -32,37 +41,71 @@ export function timestampFromStatsMs(ms: number): Timestamp {
   return create(TimestampSchema, { seconds: BigInt(seconds), nanos });
 }
 
+/** Owner and group names for ids. */
+export interface Names {
+  readonly user: (uid: number) => string;
+  readonly group: (gid: number) => string;
+}
+
+const liveNames: Names = { user: userName, group: groupName };
+
+/**
+ * Names remembered for the length of one call. Each lookup in users.ts checks whether
+ * /etc/passwd changed (two stat calls); a listing of thousands of entries owned by a handful of
+ * users should pay that once per id, not once per entry.
+ */
+export function memoizedNames(): Names {
+  const users = new Map<number, string>();
+  const groups = new Map<number, string>();
+  const memo = (cache: Map<number, string>, lookup: (id: number) => string) => (id: number): string => {
+    let name = cache.get(id);
+    if (name === undefined) cache.set(id, (name = lookup(id)));
+    return name;
+  };
+  return { user: memo(users, userName), group: memo(groups, groupName) };
+}
+
 function fileType(st: Stats | undefined): FileType {
   if (st === undefined) return FileType.UNSPECIFIED;
   if (st.isDirectory()) return FileType.DIRECTORY;
   return FileType.FILE;
 }
 
+/** What a symlink points to: its text, and the stats of its final target (none when dangling). */
+export interface LinkInfo {
+  readonly target: string | undefined;
+  readonly targetStats: Stats | undefined;
+}
+
+export async function linkInfo(path: string): Promise<LinkInfo> {
+  const [target, targetStats] = await Promise.all([
+    readlink(path).catch(() => undefined),
+    stat(path).catch(() => undefined),
+  ]);
+  return { target, targetStats };
+}
+
 /**
- * EntryInfo from an lstat result. A symlink reports its target in `symlinkTarget` and the type of
- * what it points to (unspecified when the link is dangling); mode and permissions are the link's own.
+ * EntryInfo from an lstat result (and, for a symlink, its LinkInfo). A symlink reports its target
+ * in `symlinkTarget` and the type of what it points to (unspecified when the link is dangling);
+ * mode, size and permissions are the link's own, as `ls -l` shows them.
  */
-export async function entryFromStats(path: string, st: Stats): Promise<EntryInfo> {
-  let symlinkTarget: string | undefined;
-  let typeSource: Stats | undefined = st;
-  if (st.isSymbolicLink()) {
-    symlinkTarget = await readlink(path).catch(() => undefined);
-    typeSource = await stat(path).catch(() => undefined);
-  }
+export function buildEntry(path: string, st: Stats, names: Names = liveNames, link?: LinkInfo): EntryInfo {
   return create(EntryInfoSchema, {
     name: posix.basename(path) || "/",
-    type: fileType(typeSource),
+    type: fileType(st.isSymbolicLink() ? link?.targetStats : st),
     path,
     size: BigInt(st.size),
     mode: st.mode & 0o7777,
     permissions: permissionString(st.mode),
-    owner: userName(st.uid),
-    group: groupName(st.gid),
+    owner: names.user(st.uid),
+    group: names.group(st.gid),
     modifiedTime: timestampFromStatsMs(st.mtimeMs),
-    symlinkTarget,
+    symlinkTarget: st.isSymbolicLink() ? link?.target : undefined,
   });
 }
 
 export async function entryInfo(path: string): Promise<EntryInfo> {
-  return entryFromStats(path, await lstat(path));
+  const st = await lstat(path);
+  return buildEntry(path, st, liveNames, st.isSymbolicLink() ? await linkInfo(path) : undefined);
 }

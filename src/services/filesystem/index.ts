@@ -1,25 +1,37 @@
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+/**
+ * The Filesystem service: one file per RPC (stat, make-dir, move, list-dir, remove, watch-dir,
+ * watchers), sharing entry-info.ts for what an entry looks like and watch.ts for how a directory
+ * is watched.
+ */
+import type { ServiceImpl } from "@connectrpc/connect";
 import type { Filesystem } from "../../gen/sandboxagent/api_pb.js";
 import type { ServiceDeps } from "../index.js";
+import { listDir } from "./list-dir.js";
+import { makeDir } from "./make-dir.js";
+import { move } from "./move.js";
+import { remove } from "./remove.js";
 import { stat } from "./stat.js";
+import { WatchGroup } from "./watch.js";
+import { watchDirHandler } from "./watch-dir.js";
+import { PolledWatchers, watcherHandlers } from "./watchers.js";
 
-const notYet = (): never => {
-  throw new ConnectError("not implemented yet", Code.Unimplemented);
-};
-
-export function createFilesystemService(_deps: ServiceDeps): { impl: ServiceImpl<typeof Filesystem>; dispose: () => Promise<void> } {
+export function createFilesystemService(deps: ServiceDeps): { impl: ServiceImpl<typeof Filesystem>; dispose: () => Promise<void> } {
+  const watches = new WatchGroup();
+  const polled = new PolledWatchers({ watches, maxEvents: deps.config.watcherMaxEvents, idleMs: deps.config.watcherIdleMs });
   return {
     impl: {
       stat,
-      makeDir: notYet,
-      move: notYet,
-      listDir: notYet,
-      remove: notYet,
-      watchDir: notYet,
-      createWatcher: notYet,
-      getWatcherEvents: notYet,
-      removeWatcher: notYet,
+      makeDir,
+      move,
+      listDir,
+      remove,
+      watchDir: watchDirHandler({ watches, maxQueued: deps.config.watcherMaxEvents }),
+      ...watcherHandlers(polled),
     },
-    dispose: async () => {},
+    dispose: async () => {
+      await polled.closeAll();
+      // Ends every WatchDir stream still open (with `unavailable`) and releases its inotify watches.
+      await watches.closeAll();
+    },
   };
 }

@@ -1,0 +1,99 @@
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import {
+  FilesystemEventSchema,
+  WatchDirResponseSchema,
+  WatchDirResponse_KeepAliveSchema,
+  WatchDirResponse_StartEventSchema,
+  type WatchDirRequest,
+  type WatchDirResponse,
+} from "../../gen/sandboxagent/api_pb.js";
+import { callerOf } from "../caller.js";
+import { EventBuffer } from "./event-buffer.js";
+import { resolveFor } from "./resolve.js";
+import type { WatchEvent, WatchGroup } from "./watch.js";
+
+/** Used when the client names no interval; well under the idle timeouts of common proxies. */
+const DEFAULT_KEEPALIVE_SECONDS = 30;
+const MAX_KEEPALIVE_SECONDS = 3600;
+
+export interface WatchDirOptions {
+  readonly watches: WatchGroup;
+  /** Events held for a client that reads slower than they happen. */
+  readonly maxQueued: number;
+}
+
+/**
+ * WatchDir: `start` as soon as the directory is watched, then its events, with `keepalive` while
+ * idle at the client's `Keepalive-Ping-Interval` (seconds). Errors in the request (missing path,
+ * a file) are thrown before the first message. The watch ends when the client goes away. A
+ * client too slow to take `maxQueued` events gets every event up to that point, then the stream
+ * ends with `resource_exhausted` saying how many were dropped: it must rescan and watch again.
+ */
+export function watchDirHandler(options: WatchDirOptions) {
+  return async function* watchDir(req: WatchDirRequest, ctx: HandlerContext): AsyncGenerator<WatchDirResponse> {
+    const user = callerOf(ctx);
+    const path = resolveFor(req.path, user);
+
+    const buffer = new EventBuffer<WatchEvent>(options.maxQueued);
+    let ended: { error?: ConnectError } | undefined;
+    const watch = await options.watches.open(path, req.recursive, {
+      events: (batch) => batch.forEach((event) => buffer.push(event)),
+      ended: (error) => {
+        ended = { error };
+        buffer.wake();
+      },
+    });
+
+    let keepaliveDue = false;
+    const keepalive = setInterval(() => {
+      keepaliveDue = true;
+      buffer.wake();
+    }, keepaliveSeconds(ctx.requestHeader) * 1000);
+    const onAbort = (): void => buffer.wake();
+    ctx.signal.addEventListener("abort", onAbort);
+    try {
+      // Gone while the watch was being set up (a large tree takes a while): nothing to send.
+      if (ctx.signal.aborted) return;
+      yield message({ case: "start", value: create(WatchDirResponse_StartEventSchema) });
+      while (!ctx.signal.aborted) {
+        const event = buffer.shift();
+        if (event !== undefined) {
+          yield message({ case: "filesystem", value: create(FilesystemEventSchema, event) });
+          continue;
+        }
+        const lost = buffer.takeLost();
+        if (lost > 0) {
+          throw new ConnectError(
+            `events lost: ${lost} (the client fell more than ${buffer.capacity} events behind); watch again`,
+            Code.ResourceExhausted,
+          );
+        }
+        if (ended !== undefined) {
+          if (ended.error !== undefined) throw ended.error;
+          return;
+        }
+        if (keepaliveDue) {
+          keepaliveDue = false;
+          yield message({ case: "keepalive", value: create(WatchDirResponse_KeepAliveSchema) });
+          continue;
+        }
+        await buffer.changed();
+      }
+    } finally {
+      clearInterval(keepalive);
+      ctx.signal.removeEventListener("abort", onAbort);
+      await watch.close();
+    }
+  };
+}
+
+function message(event: WatchDirResponse["event"]): WatchDirResponse {
+  return create(WatchDirResponseSchema, { event });
+}
+
+function keepaliveSeconds(headers: Headers): number {
+  const seconds = Number(headers.get("keepalive-ping-interval") ?? Number.NaN);
+  if (!Number.isFinite(seconds) || seconds <= 0) return DEFAULT_KEEPALIVE_SECONDS;
+  return Math.min(Math.max(seconds, 1), MAX_KEEPALIVE_SECONDS);
+}

@@ -1,0 +1,179 @@
+/**
+ * Directory watching shared by WatchDir (a stream) and the polled watchers: one chokidar
+ * (inotify) watcher per request, its events named relative to the watched directory, mapped to
+ * the protocol's types (classify.ts) and coalesced (coalesce.ts). Consumers only see ordered
+ * batches and an end. The watched directory itself being removed is a REMOVE named "", and ends
+ * the watch.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { watch as chokidarWatch } from "chokidar";
+import type { Stats } from "node:fs";
+import { stat } from "node:fs/promises";
+import { posix } from "node:path";
+import { EventType } from "../../gen/sandboxagent/api_pb.js";
+import { errnoOf, fsConnectError } from "../../errors.js";
+import { EventClassifier } from "./classify.js";
+import { Coalescer, type WatchEvent } from "./coalesce.js";
+
+export type { WatchEvent } from "./coalesce.js";
+
+export interface WatchSink {
+  /** Coalesced events, in the order they happened. */
+  readonly events: (batch: readonly WatchEvent[]) => void;
+  /** The watch stopped on its own: the directory went away (no error), or watching failed. */
+  readonly ended: (error?: ConnectError) => void;
+}
+
+export interface Watch {
+  readonly path: string;
+  /**
+   * Stops watching and releases the inotify watches; safe to call more than once. The sink hears
+   * `ended(reason)` unless the watch had already ended.
+   */
+  readonly close: (reason?: ConnectError) => Promise<void>;
+}
+
+let openWatches = 0;
+
+/**
+ * How many chokidar watchers this process holds open, over every agent in it. Tests use it to
+ * prove that a watch is released when its client goes away.
+ */
+export function activeWatchCount(): number {
+  return openWatches;
+}
+
+/** The watches one service instance opened, so that disposing the service closes them all. */
+export class WatchGroup {
+  private readonly watches = new Set<Watch>();
+
+  /**
+   * Starts watching `path` and resolves once the watcher is ready (every existing directory is
+   * being watched), so nothing that happens after that is missed. A missing path is `not_found`,
+   * anything but a directory `invalid_argument`.
+   */
+  async open(path: string, recursive: boolean, sink: WatchSink): Promise<Watch> {
+    const watch = await openWatch(path, recursive, sink, (closed) => this.watches.delete(closed));
+    this.watches.add(watch);
+    return watch;
+  }
+
+  async closeAll(): Promise<void> {
+    const reason = new ConnectError("the agent is shutting down", Code.Unavailable);
+    await Promise.allSettled([...this.watches].map((watch) => watch.close(reason)));
+  }
+}
+
+async function openWatch(
+  path: string,
+  recursive: boolean,
+  sink: WatchSink,
+  onClose: (watch: Watch) => void,
+): Promise<Watch> {
+  let st: Stats;
+  try {
+    st = await stat(path);
+  } catch (err) {
+    throw fsConnectError(err, "watch", path);
+  }
+  if (!st.isDirectory()) throw new ConnectError(`invalid path: watch ${path}: not a directory`, Code.InvalidArgument);
+
+  const watcher = chokidarWatch(path, {
+    ignoreInitial: true,
+    // Promptness comes first; the coalescer, not chokidar's delays, keeps bursts small.
+    atomic: false,
+    awaitWriteFinish: false,
+    alwaysStat: true,
+    // Never descend through symlinks: a link to an ancestor would otherwise recurse forever.
+    followSymlinks: false,
+    ignorePermissionErrors: true,
+    ...(recursive ? {} : { depth: 0 }),
+  });
+  openWatches++;
+
+  let closing: Promise<void> | undefined;
+  const coalescer = new Coalescer((batch) => sink.events(batch));
+  const classifier = new EventClassifier(path, (event) => coalescer.push(event));
+  /** Stops once, telling the sink why; `flush` first delivers what the window still holds. */
+  const finish = (reason: ConnectError | undefined, flush: boolean): Promise<void> => {
+    if (closing !== undefined) return closing;
+    classifier.dispose();
+    if (flush) coalescer.flush();
+    coalescer.dispose();
+    sink.ended(reason);
+    closing = (async () => {
+      onClose(watch);
+      try {
+        await watcher.close();
+      } finally {
+        openWatches--;
+      }
+    })();
+    return closing;
+  };
+  const watch: Watch = { path, close: (reason) => finish(reason, false) };
+  const end = (error?: ConnectError): void => void finish(error, true);
+
+  let ready = false;
+  const whenReady = new Promise<void>((resolve, reject) => {
+    watcher.once("ready", () => {
+      ready = true;
+      resolve();
+    });
+    // Registered for the watcher's whole life: an emitter without an error listener throws.
+    watcher.on("error", (err) => {
+      if (ready) end(watchError(err, path));
+      else reject(err);
+    });
+  });
+  try {
+    await whenReady;
+  } catch (err) {
+    const error = watchError(err, path);
+    await watch.close(error);
+    throw error;
+  }
+
+  /** The watched directory itself is gone: say so (REMOVE of "") and end. */
+  const rootGone = (): void => {
+    if (closing !== undefined) return;
+    coalescer.push({ name: "", type: EventType.REMOVE });
+    end();
+  };
+  watcher.on("all", (event, absolute, stats) => {
+    if (closing !== undefined) return;
+    const name = posix.relative(path, absolute);
+    if (name === "" && event === "unlinkDir") rootGone();
+    else classifier.handle(event, name, stats);
+  });
+  // chokidar reports the root's removal only when it had children to rescan; an empty directory
+  // going away shows up solely as a raw event named after itself on its own watch. Confirm with
+  // a stat: gone, or replaced by another directory (our watch is on the old one), ends the watch.
+  const rootName = posix.basename(path);
+  watcher.on("raw", (_event, filename, details) => {
+    if (closing !== undefined || filename !== rootName || !isWatchOf(details, path)) return;
+    stat(path).then(
+      (now) => {
+        if (now.ino !== st.ino || now.dev !== st.dev) rootGone();
+      },
+      (err: unknown) => {
+        if (errnoOf(err) === "ENOENT" || errnoOf(err) === "ENOTDIR") rootGone();
+      },
+    );
+  });
+  return watch;
+}
+
+const isWatchOf = (details: unknown, path: string): boolean =>
+  typeof details === "object" && details !== null && "watchedPath" in details && details.watchedPath === path;
+
+function watchError(err: unknown, path: string): ConnectError {
+  // inotify says ENOSPC when the per-user watch limit is reached, not when the disk is full.
+  if (errnoOf(err) === "ENOSPC") {
+    return new ConnectError(
+      `out of resources: watch ${path}: inotify watch limit reached (raise fs.inotify.max_user_watches)`,
+      Code.ResourceExhausted,
+    );
+  }
+  return fsConnectError(err, "watch", path);
+}
