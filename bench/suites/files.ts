@@ -10,7 +10,7 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { lstat, mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
 import http from "node:http";
 import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Filesystem } from "../../src/gen/sandboxagent/api_pb.js";
@@ -65,6 +65,7 @@ async function transferRows(ctx: BenchContext): Promise<Row[]> {
   const size = ctx.quick ? 64 * MiB : GiB;
   const label = ctx.quick ? "64 MiB" : "1 GiB";
   const source = join(ctx.workDir, "big.bin");
+  ctx.log(`writing a ${label} file`);
   await makeFile(source, size);
   const mbps = (ms: number): number => size / MiB / (ms / 1000);
   const copy = join(ctx.workDir, "copy.bin");
@@ -72,9 +73,11 @@ async function transferRows(ctx: BenchContext): Promise<Row[]> {
   await timeCommand("cp", [source, copy]);
   const cpMs = await timeCommand("cp", [source, copy]);
   await rm(copy);
+  ctx.log("download");
   const downMs = await timeMs(() => download(ctx, source, copy));
   if ((await stat(copy)).size !== size) throw new Error("download size mismatch");
   await rm(copy);
+  ctx.log("upload");
   const upMs = await timeMs(() => upload(ctx, source, copy, size));
   if ((await stat(copy)).size !== size) throw new Error("upload size mismatch");
   await rm(copy);
@@ -91,8 +94,13 @@ async function bareStatServer(kind: "h1" | "h2c"): Promise<{ url: string; close:
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      const { path } = JSON.parse(Buffer.concat(chunks).toString() || "{}") as { path?: string };
-      lstat(path ?? "/").then(
+      let path = "/";
+      try {
+        path = (JSON.parse(Buffer.concat(chunks).toString() || "{}") as { path?: string }).path ?? "/";
+      } catch {
+        // fall through with "/": the baseline must keep answering
+      }
+      lstat(path).then(
         (st) => {
           res.writeHead(200, { "content-type": "application/json" });
           res.end(JSON.stringify({ entry: { path, size: st.size, mode: st.mode, modifiedTime: st.mtime.toISOString() } }));
@@ -105,9 +113,22 @@ async function bareStatServer(kind: "h1" | "h2c"): Promise<{ url: string; close:
     });
   };
   const server = kind === "h1" ? http.createServer(handler) : http2.createServer(handler);
+  // Clients keep connections open; close must not wait for them.
+  const sockets = new Set<Socket>();
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      }),
+  };
 }
 
 async function statRows(ctx: BenchContext): Promise<Row[]> {
@@ -115,11 +136,13 @@ async function statRows(ctx: BenchContext): Promise<Row[]> {
   const rows: Row[] = [];
   for (const httpVersion of ["1.1", "2"] as const) {
     const label = httpVersion === "1.1" ? "HTTP/1.1" : "h2c";
-    const agentClient = createClient(Filesystem, createConnectTransport({ baseUrl: ctx.url, httpVersion }));
+    ctx.log(`Stat over ${label}`);
+    // JSON on both sides, as the JS SDK sends it.
+    const agentClient = createClient(Filesystem, createConnectTransport({ baseUrl: ctx.url, httpVersion, useBinaryFormat: false }));
     const headers = { "x-access-token": ctx.token };
     const agentSamples = await sample(count, () => agentClient.stat({ path: ctx.workDir }, { headers }));
     const bare = await bareStatServer(httpVersion === "1.1" ? "h1" : "h2c");
-    const bareClient = createClient(Filesystem, createConnectTransport({ baseUrl: bare.url, httpVersion }));
+    const bareClient = createClient(Filesystem, createConnectTransport({ baseUrl: bare.url, httpVersion, useBinaryFormat: false }));
     const bareSamples = await sample(count, () => bareClient.stat({ path: ctx.workDir }));
     await bare.close();
     rows.push(row(`Stat round trip ${label} p50 (vs bare node server)`, "ms", percentile(agentSamples, 50), percentile(bareSamples, 50)));
@@ -129,13 +152,14 @@ async function statRows(ctx: BenchContext): Promise<Row[]> {
 }
 
 async function listDirRows(ctx: BenchContext): Promise<Row[]> {
+  ctx.log("ListDir");
   const dir = join(ctx.workDir, "many");
   await mkdir(dir);
   const entries = 10_000;
   for (let i = 0; i < entries; i += 500) {
     await Promise.all(Array.from({ length: 500 }, (_, j) => writeFile(join(dir, `f${i + j}.txt`), "x")));
   }
-  const fs = createClient(Filesystem, createConnectTransport({ baseUrl: ctx.url, httpVersion: "1.1" }));
+  const fs = createClient(Filesystem, createConnectTransport({ baseUrl: ctx.url, httpVersion: "1.1", useBinaryFormat: false }));
   const headers = { "x-access-token": ctx.token };
   const runs = ctx.quick ? 3 : 10;
   const agentSamples = await sample(runs, async () => {
