@@ -3,6 +3,7 @@
  * to over ZeroMQ (kernels/jupyter/) or a built-in driver of a persistent process (kernels/drivers/).
  * Events follow Jupyter's IOPub vocabulary so both kinds map to the wire in one place.
  */
+import type { User } from "../users.js";
 
 /** A Jupyter MIME bundle: MIME type to data (strings, or JSON for application/json and friends). */
 export type MimeBundle = Readonly<Record<string, unknown>>;
@@ -60,5 +61,12 @@ export class KernelDiedError extends Error {}
 export interface KernelFactory {
   /** Name shown in errors and listings, e.g. "python3 (Jupyter)" or "bash (built-in)". */
   readonly description: string;
-  create(options: { readonly cwd: string; readonly env: Readonly<Record<string, string>> }): Promise<Kernel>;
+  create(options: KernelOptions): Promise<Kernel>;
+}
+
+export interface KernelOptions {
+  readonly cwd: string;
+  readonly env: Readonly<Record<string, string>>;
+  /** The Linux user the kernel runs as (see user-spawn.ts). */
+  readonly user: User;
 }
