@@ -27,6 +27,9 @@ export const OPTIONS = {
   uploadMaxBytes: { flag: "--upload-max-bytes", env: "SANDBOX_AGENT_UPLOAD_MAX_BYTES", kind: "int", min: 1, help: "largest file one upload part may carry (default 64 GiB)" },
   watcherIdleMs: { flag: "--watcher-idle-ms", env: "SANDBOX_AGENT_WATCHER_IDLE_MS", kind: "int", min: 1000, help: "a polled watcher nobody polls for this long is removed (default 300000)" },
   watcherMaxEvents: { flag: "--watcher-max-events", env: "SANDBOX_AGENT_WATCHER_MAX_EVENTS", kind: "int", min: 1, help: "events a polled watcher buffers before reporting an overflow (default 10000)" },
+  executionTimeoutMs: { flag: "--execution-timeout-ms", env: "SANDBOX_AGENT_EXECUTION_TIMEOUT_MS", kind: "int", min: 0, help: "time limit of an execution that sends no Connect-Timeout-Ms; 0 means none (default 300000)" },
+  kernelPoolSize: { flag: "--kernel-pool-size", env: "SANDBOX_AGENT_KERNEL_POOL_SIZE", kind: "int", min: 0, max: 16, help: "Python kernels kept started for new contexts of the default user (default 1)" },
+  languagesFile: { flag: "--languages-file", env: "SANDBOX_AGENT_LANGUAGES_FILE", kind: "path", help: "JSON file mapping language names to kernelspecs, over the built-in table" },
   logLevel: { flag: "--log-level", env: "SANDBOX_AGENT_LOG_LEVEL", kind: "string", help: "fatal, error, warn, info, debug, trace or silent (default info)" },
   config: { flag: "--config", env: "SANDBOX_AGENT_CONFIG", kind: "path", help: "JSON file with any of these options by name" },
 } as const satisfies Record<string, OptionSpec>;
@@ -43,6 +46,9 @@ export interface Config {
   uploadMaxBytes: number;
   watcherIdleMs: number;
   watcherMaxEvents: number;
+  executionTimeoutMs: number;
+  kernelPoolSize: number;
+  languagesFile: string | undefined;
   logLevel: string;
 }
 
@@ -53,6 +59,8 @@ export const DEFAULTS = {
   uploadMaxBytes: 64 * 1024 ** 3,
   watcherIdleMs: 300_000,
   watcherMaxEvents: 10_000,
+  executionTimeoutMs: 300_000,
+  kernelPoolSize: 1,
   logLevel: "info",
 } as const;
 
@@ -152,7 +160,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const logLevel = pick("logLevel") ?? DEFAULTS.logLevel;
   if (!LOG_LEVELS.has(logLevel)) throw new ConfigError(`${OPTIONS.logLevel.flag} must be one of ${[...LOG_LEVELS].join(", ")}`);
 
-  const int = (name: "port" | "uploadMaxBytes" | "watcherIdleMs" | "watcherMaxEvents"): number => {
+  const int = (name: "port" | "uploadMaxBytes" | "watcherIdleMs" | "watcherMaxEvents" | "executionTimeoutMs" | "kernelPoolSize"): number => {
     const value = pick(name);
     return value === undefined ? DEFAULTS[name] : toInt(name, value);
   };
@@ -166,6 +174,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     uploadMaxBytes: int("uploadMaxBytes"),
     watcherIdleMs: int("watcherIdleMs"),
     watcherMaxEvents: int("watcherMaxEvents"),
+    executionTimeoutMs: int("executionTimeoutMs"),
+    kernelPoolSize: int("kernelPoolSize"),
+    languagesFile: pick("languagesFile"),
     logLevel,
   };
 }
@@ -193,6 +204,9 @@ export function configWith(overrides: Partial<Config>): Config {
     uploadMaxBytes: DEFAULTS.uploadMaxBytes,
     watcherIdleMs: DEFAULTS.watcherIdleMs,
     watcherMaxEvents: DEFAULTS.watcherMaxEvents,
+    executionTimeoutMs: DEFAULTS.executionTimeoutMs,
+    kernelPoolSize: DEFAULTS.kernelPoolSize,
+    languagesFile: undefined,
     logLevel: "silent",
     ...overrides,
   };

@@ -1,20 +1,52 @@
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+/**
+ * ExecutionService and ContextService share one kernel manager: the catalog of installed kernels,
+ * the warm pool, and the registry of contexts. Built together, disposed together.
+ */
+import type { ServiceImpl } from "@connectrpc/connect";
 import type { ContextService, ExecutionService } from "../../gen/sandboxagent/api_pb.js";
+import { KernelCatalog } from "../../kernels/catalog.js";
+import { bashDriverFactory, jshellDriverFactory } from "../../kernels/drivers/index.js";
+import { loadLanguageTable } from "../../kernels/languages.js";
+import { KernelPool } from "../../kernels/pool.js";
+import { lookupUser } from "../../users.js";
 import type { ServiceDeps } from "../index.js";
+import { ContextRegistry } from "./contexts.js";
+import { createContext } from "./create-context.js";
+import { destroyContext } from "./destroy-context.js";
+import { execute } from "./execute.js";
 
-const notYet = (): never => {
-  throw new ConnectError("not implemented yet", Code.Unimplemented);
-};
+/** The language the warm pool keeps kernels for. */
+const POOL_LANGUAGE = "python";
 
-/** ExecutionService and ContextService share one kernel manager, so they are built together. */
-export function createExecutionServices(_deps: ServiceDeps): {
+export function createExecutionServices(deps: ServiceDeps): {
   execution: ServiceImpl<typeof ExecutionService>;
   context: ServiceImpl<typeof ContextService>;
   dispose: () => Promise<void>;
 } {
+  const { config, log } = deps;
+  const catalog = new KernelCatalog(loadLanguageTable(config.languagesFile), {
+    builtins: { bash: bashDriverFactory, jshell: jshellDriverFactory },
+    log,
+  });
+  const poolUser = lookupUser(config.defaultUser);
+  const pool =
+    config.kernelPoolSize > 0 && poolUser !== undefined
+      ? new KernelPool({ size: config.kernelPoolSize, language: POOL_LANGUAGE, user: poolUser, catalog, log })
+      : undefined;
+  pool?.start();
+  const contexts = new ContextRegistry(catalog, pool, log);
+  const executeDeps = { contexts, defaultTimeoutMs: config.executionTimeoutMs, log };
+
   return {
-    execution: { execute: notYet },
-    context: { createContext: notYet, destroyContext: notYet },
-    dispose: async () => {},
+    execution: {
+      execute: (req, ctx) => execute(req, ctx, executeDeps),
+    },
+    context: {
+      createContext: (req, ctx) => createContext(req, ctx, contexts),
+      destroyContext: (req, ctx) => destroyContext(req, ctx, contexts),
+    },
+    dispose: async () => {
+      await Promise.allSettled([pool?.dispose(), contexts.dispose()]);
+    },
   };
 }

@@ -1,0 +1,201 @@
+/**
+ * Starts a kernel process the way Jupyter does: free ports and a random HMAC key in a connection
+ * file, `{connection_file}` in the kernelspec's argv, its own process group, as the caller's Linux
+ * user. Every process started here is killed (group and all) when the agent exits, and every file
+ * it wrote is removed.
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer, type AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { giveTo } from "../../ownership.js";
+import { baseEnvironment, commandAsUser, raiseOomScore } from "../../user-spawn.js";
+import type { User } from "../../users.js";
+import type { KernelSpec } from "./kernelspecs.js";
+import type { ConnectionInfo } from "./session.js";
+
+/**
+ * Kernels look programs up with /usr/bin first: Debian's Jupyter packages live there, while images
+ * often put a different Python (without ipykernel) earlier on PATH.
+ */
+const KERNEL_PATH = "/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:/bin";
+/** Enough of a failing kernel's output to say why it failed. */
+const OUTPUT_TAIL_BYTES = 8192;
+
+export interface KernelExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  /** The end of what the process wrote to stdout/stderr. */
+  readonly output: string;
+}
+
+export interface KernelProcess {
+  readonly pid: number;
+  readonly connection: ConnectionInfo;
+  /** Private directory (mode 0700, owned by the kernel's user) for the connection file and hand-off files. */
+  readonly dir: string;
+  readonly exited: Promise<KernelExit>;
+  readonly hasExited: () => boolean;
+  /** Signals the whole process group; quietly does nothing once it is gone. */
+  readonly signal: (signal: NodeJS.Signals) => void;
+  /** SIGKILLs the group, waits for the exit, and removes the private directory. */
+  readonly destroy: () => Promise<void>;
+}
+
+export interface LaunchOptions {
+  readonly spec: KernelSpec;
+  readonly user: User;
+  readonly cwd: string;
+  /** Added to the user's base environment and the kernelspec's env. */
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/** Process groups of kernels still running, for the exit handler. */
+const live = new Set<number>();
+let runtimeRoot: Promise<string> | undefined;
+let rootPath: string | undefined;
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // ESRCH: already gone
+  }
+}
+
+/** Last resort at agent exit: no kernel outlives the agent, no connection file stays behind. */
+function cleanUpAtExit(): void {
+  for (const pid of live) killGroup(pid, "SIGKILL");
+  live.clear();
+  if (rootPath !== undefined) rmSync(rootPath, { recursive: true, force: true });
+}
+
+/**
+ * One directory per agent for every kernel's files. Traversable but not listable by others, so a
+ * user reaches only their own kernel's 0700 subdirectory.
+ */
+function root(): Promise<string> {
+  runtimeRoot ??= (async () => {
+    const path = await mkdtemp(join(tmpdir(), "sandbox-agent-kernels-"));
+    await chmod(path, 0o711);
+    rootPath = path;
+    process.once("exit", cleanUpAtExit);
+    return path;
+  })();
+  return runtimeRoot;
+}
+
+async function freePorts(count: number): Promise<number[]> {
+  // Held open together so the five differ; the kernel binds them a moment later.
+  const servers = await Promise.all(
+    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+      const server = createServer();
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => resolve(server));
+    })),
+  );
+  const ports = servers.map((server) => (server.address() as AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
+}
+
+/** `${VAR}` in kernelspec env values, as jupyter_client expands them. */
+function expand(value: string, env: Readonly<Record<string, string>>): string {
+  return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => env[name] ?? "");
+}
+
+export async function launchKernel(options: LaunchOptions): Promise<KernelProcess> {
+  const dir = await mkdtemp(join(await root(), "kernel-"));
+  try {
+    return await launchIn(dir, options);
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProcess> {
+  const { spec, user } = options;
+  await chmod(dir, 0o700);
+  await giveTo(dir, user);
+
+  const [shell, iopub, stdin, control, hb] = await freePorts(5);
+  const connection: ConnectionInfo = {
+    transport: "tcp",
+    ip: "127.0.0.1",
+    shell_port: shell!,
+    iopub_port: iopub!,
+    stdin_port: stdin!,
+    control_port: control!,
+    hb_port: hb!,
+    key: randomBytes(32).toString("hex"),
+    signature_scheme: "hmac-sha256",
+  };
+  const connectionFile = join(dir, "connection.json");
+  await writeFile(connectionFile, JSON.stringify({ ...connection, kernel_name: spec.name }), { mode: 0o600 });
+  await giveTo(connectionFile, user);
+
+  const base: Record<string, string> = { ...baseEnvironment(user), PATH: KERNEL_PATH };
+  const env: Record<string, string> = {
+    ...base,
+    ...Object.fromEntries(Object.entries(spec.env).map(([name, value]) => [name, expand(value, base)])),
+    // ipykernel exits by itself when this parent goes away (and is reparented to init).
+    JPY_PARENT_PID: String(process.pid),
+    // Keeps debugpy's frozen-modules warning out of the kernel's output.
+    PYDEVD_DISABLE_FILE_VALIDATION: "1",
+    ...options.env,
+  };
+  const argv = spec.argv.map((arg) => arg.replaceAll("{connection_file}", connectionFile).replaceAll("{resource_dir}", spec.resourceDir));
+  const command = commandAsUser(user, argv[0]!, argv.slice(1));
+  const child = spawn(command.cmd, command.args, { cwd: options.cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+
+  let output = "";
+  const keep = (chunk: Buffer): void => {
+    output = (output + chunk.toString("utf8")).slice(-OUTPUT_TAIL_BYTES);
+  };
+  child.stdout!.on("data", keep);
+  child.stderr!.on("data", keep);
+
+  let done = false;
+  const exited = new Promise<KernelExit>((resolve) => {
+    child.once("error", (err) => {
+      done = true;
+      resolve({ code: null, signal: null, output: `${output}${err.message}` });
+    });
+    child.once("exit", (code, signal) => {
+      done = true;
+      resolve({ code, signal, output });
+    });
+  });
+  const pid = child.pid;
+  if (pid === undefined) {
+    const exit = await exited;
+    throw new Error(`cannot start ${argv[0]}: ${exit.output.trim()}`);
+  }
+  live.add(pid);
+  void raiseOomScore(pid);
+  void exited.then(() => {
+    // The group may hold children the kernel started (shell commands, subprocesses).
+    killGroup(pid, "SIGKILL");
+    live.delete(pid);
+  });
+
+  return {
+    pid,
+    connection,
+    dir,
+    exited,
+    hasExited: () => done,
+    signal: (signal) => {
+      if (!done) killGroup(pid, signal);
+    },
+    destroy: async () => {
+      killGroup(pid, "SIGKILL");
+      await exited;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,183 @@
+/**
+ * The contexts the agent holds: each one a kernel, the language and cwd it was asked for, its
+ * owner, and the line its executions wait in. Default contexts (Execute with no context id) are
+ * one per user and language, created on first use.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { randomUUID } from "node:crypto";
+import { stat } from "node:fs/promises";
+import type { Logger } from "../../log.js";
+import { KernelCatalog, LanguageUnavailableError, UnknownLanguageError } from "../../kernels/catalog.js";
+import type { Kernel, KernelFactory } from "../../kernels/kernel.js";
+import type { KernelPool } from "../../kernels/pool.js";
+import { PathError, resolvePath } from "../../paths.js";
+import type { User } from "../../users.js";
+import { SerialQueue } from "./queue.js";
+
+export interface ExecutionContext {
+  readonly id: string;
+  /** As the caller sent it; echoed back. */
+  readonly language: string;
+  /** The table's language: `python` for `python3` too. */
+  readonly canonicalLanguage: string;
+  /** As the caller sent it; echoed back. */
+  readonly cwd: string;
+  readonly directory: string;
+  readonly owner: User;
+  readonly createdAt: Date;
+  readonly kernel: Kernel;
+  readonly queue: SerialQueue;
+  /** Why the kernel died, until an execution has told someone. */
+  deathUnreported: string | undefined;
+  destroyed: boolean;
+}
+
+const DEFAULT_LANGUAGE = "python";
+
+export class ContextRegistry {
+  private readonly byId = new Map<string, ExecutionContext>();
+  private readonly defaults = new Map<string, Promise<ExecutionContext>>();
+  private readonly creating = new Set<Promise<unknown>>();
+  private disposed = false;
+
+  constructor(
+    private readonly catalog: KernelCatalog,
+    private readonly pool: KernelPool | undefined,
+    private readonly log?: Logger,
+  ) {}
+
+  private async directory(cwd: string, user: User): Promise<string> {
+    let directory: string;
+    try {
+      directory = resolvePath(cwd, user);
+    } catch (err) {
+      if (err instanceof PathError) throw new ConnectError(`invalid cwd: ${err.message}`, Code.InvalidArgument);
+      throw err;
+    }
+    const info = await stat(directory).catch(() => undefined);
+    if (info === undefined) throw new ConnectError(`cwd ${directory} does not exist`, Code.InvalidArgument);
+    if (!info.isDirectory()) throw new ConnectError(`cwd ${directory} is not a directory`, Code.InvalidArgument);
+    return directory;
+  }
+
+  /** Starts (or takes from the pool) a kernel for `language` in `cwd`, as `user`. */
+  async create(language: string, cwd: string, user: User): Promise<ExecutionContext> {
+    if (this.disposed) throw new ConnectError("the agent is shutting down", Code.Unavailable);
+    const wanted = language === "" ? DEFAULT_LANGUAGE : language;
+    let resolved;
+    try {
+      resolved = await this.catalog.resolve(wanted);
+    } catch (err) {
+      if (err instanceof UnknownLanguageError) throw new ConnectError(err.message, Code.InvalidArgument);
+      if (err instanceof LanguageUnavailableError) throw new ConnectError(err.message, Code.FailedPrecondition);
+      throw err;
+    }
+    const directory = await this.directory(cwd, user);
+    // Tracked until settled, so dispose() waits for a kernel still starting and stops it too.
+    const job = (async () => {
+      const started = await this.startKernel(wanted, directory, user, resolved.factory);
+      if (this.disposed) {
+        await started.shutdown();
+        throw new ConnectError("the agent is shutting down", Code.Unavailable);
+      }
+      return started;
+    })();
+    this.creating.add(job);
+    let kernel: Kernel;
+    try {
+      kernel = await job;
+    } finally {
+      this.creating.delete(job);
+    }
+    const context: ExecutionContext = {
+      id: randomUUID(),
+      language,
+      canonicalLanguage: resolved.entry.language,
+      cwd,
+      directory,
+      owner: user,
+      createdAt: new Date(),
+      kernel,
+      queue: new SerialQueue(),
+      deathUnreported: undefined,
+      destroyed: false,
+    };
+    kernel.onDeath((reason) => {
+      context.deathUnreported = reason;
+      this.log?.warn({ context: context.id, kernel: kernel.name, reason }, "kernel died");
+    });
+    this.byId.set(context.id, context);
+    return context;
+  }
+
+  private async startKernel(language: string, directory: string, user: User, factory: KernelFactory): Promise<Kernel> {
+    const pooled = await this.pool?.take(language, user);
+    if (pooled !== undefined) {
+      try {
+        if (directory !== user.home) await pooled.changeDirectory(directory);
+        return pooled;
+      } catch (err) {
+        this.log?.warn({ err: (err as Error).message }, "pooled kernel unusable; starting a new one");
+        void pooled.shutdown();
+      }
+    }
+    try {
+      return await factory.create({ cwd: directory, env: {}, user });
+    } catch (err) {
+      throw new ConnectError(`cannot start a kernel for language ${JSON.stringify(language)} (${factory.description}): ${(err as Error).message}`, Code.FailedPrecondition);
+    }
+  }
+
+  get(id: string, user: User): ExecutionContext {
+    const context = this.byId.get(id);
+    if (context === undefined) throw new ConnectError(`context ${JSON.stringify(id)} not found`, Code.NotFound);
+    if (context.owner.name !== user.name && user.uid !== 0) {
+      throw new ConnectError(`context ${JSON.stringify(id)} belongs to another user`, Code.PermissionDenied);
+    }
+    return context;
+  }
+
+  /** The context an Execute without a context id runs in: one per user and language. */
+  defaultFor(language: string, user: User): Promise<ExecutionContext> {
+    const wanted = language === "" ? DEFAULT_LANGUAGE : language;
+    const canonical = this.catalog.entry(wanted)?.language ?? wanted.toLowerCase();
+    const key = `${user.name}\u0000${canonical}`;
+    let context = this.defaults.get(key);
+    if (context === undefined) {
+      context = this.create(wanted, "", user);
+      this.defaults.set(key, context);
+      // A failed start is not remembered: the next call tries again.
+      context.catch(() => this.defaults.delete(key));
+    }
+    return context;
+  }
+
+  async destroy(id: string, user: User): Promise<void> {
+    const context = this.get(id, user);
+    context.destroyed = true;
+    this.byId.delete(id);
+    for (const [key, value] of this.defaults) {
+      if ((await value.catch(() => undefined)) === context) this.defaults.delete(key);
+    }
+    await context.kernel.shutdown();
+  }
+
+  /** Contexts alive now (tests and metrics). */
+  get size(): number {
+    return this.byId.size;
+  }
+
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    await Promise.allSettled([...this.creating]);
+    const contexts = [...this.byId.values()];
+    this.byId.clear();
+    this.defaults.clear();
+    await Promise.allSettled(
+      contexts.map((context) => {
+        context.destroyed = true;
+        return context.kernel.shutdown();
+      }),
+    );
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * Kernel events to ExecuteResponse frames, in one place for every kind of kernel.
+ *
+ * - The value of the cell's trailing expression (execute_result) is held back and merged into the
+ *   summary result that ends every successful execution, so it is sent once, as the main result.
+ * - Displays are results with isMainResult false. A display id travels in `extra.display_id`; an
+ *   update_display_data is a new result with the same id and `extra.display_update = "true"`.
+ * - The stream is append-only, so `clear_output` cannot take back what was sent: the next result
+ *   after it carries `extra.clear_output = "true"`, meaning "replaces everything displayed so far".
+ * - MIME types with a Result field land there; any other goes to `extra` under its MIME type,
+ *   JSON-encoded.
+ */
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { ExecuteResponseSchema, ResultSchema, type ExecuteResponse } from "../../gen/sandboxagent/api_pb.js";
+import type { KernelEvent, MimeBundle } from "../../kernels/kernel.js";
+import { CHART_MIME, toChart } from "./chart.js";
+
+type ResultInit = MessageInitShape<typeof ResultSchema>;
+type TextField = "text" | "html" | "markdown" | "svg" | "png" | "jpeg" | "pdf" | "latex" | "javascript";
+
+const TEXT_FIELDS: Readonly<Record<string, TextField>> = {
+  "text/plain": "text",
+  "text/html": "html",
+  "text/markdown": "markdown",
+  "image/svg+xml": "svg",
+  "image/png": "png",
+  "image/jpeg": "jpeg",
+  "application/pdf": "pdf",
+  "text/latex": "latex",
+  "application/javascript": "javascript",
+  "text/javascript": "javascript",
+};
+
+/** Tabular data: pandas' Table Schema bundle (from the Python start-up formatter) and its kin. */
+const DATA_MIMES = new Set(["application/vnd.dataresource+json", "application/vnd.dataframe+json"]);
+/** Base64 payloads sometimes end with a newline; the SDKs decode them as they are. */
+const BASE64_FIELDS = new Set<TextField>(["png", "jpeg", "pdf"]);
+
+// eslint-disable-next-line no-control-regex
+const ANSI = /\u001b\[[0-9;?]*[ -/]*[@-~]|\u001b\][^\u0007]*\u0007/g;
+
+export function stripAnsi(text: string): string {
+  return text.replace(ANSI, "");
+}
+
+function asText(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (Array.isArray(value)) return value.map(String).join("");
+  return JSON.stringify(value) ?? "";
+}
+
+/** Maps a MIME bundle onto Result fields; `extra` keeps what has no field of its own. */
+export function resultFields(data: MimeBundle): ResultInit {
+  const result: ResultInit = {};
+  const extra: Record<string, string> = {};
+  for (const [mime, value] of Object.entries(data)) {
+    const field = TEXT_FIELDS[mime];
+    if (field !== undefined) {
+      const text = asText(value);
+      result[field] = BASE64_FIELDS.has(field) ? text.trim() : text;
+    } else if (mime === "application/json") {
+      result.json = JSON.stringify(value);
+    } else if (DATA_MIMES.has(mime)) {
+      result.data = typeof value === "string" ? value : JSON.stringify(value);
+    } else if (mime === CHART_MIME) {
+      const chart = toChart(value);
+      if (chart !== undefined) result.chart = chart;
+    } else {
+      extra[mime] = JSON.stringify(value);
+    }
+  }
+  if (Object.keys(extra).length > 0) result.extra = extra;
+  return result;
+}
+
+export interface Summary {
+  readonly startedAt: Date;
+  readonly finishedAt: Date;
+  readonly executionCount: number;
+}
+
+export class ResultStream {
+  private heldMain: { data: MimeBundle; executionCount: number } | undefined;
+  private clearPending = false;
+  /** The kernel asked for input (and got an empty line): the execution counts as failed. */
+  refusedInput = false;
+
+  constructor(private readonly emit: (response: ExecuteResponse) => void) {}
+
+  private result(init: ResultInit): void {
+    this.emit(create(ExecuteResponseSchema, { event: { case: "result", value: create(ResultSchema, init) } }));
+  }
+
+  private withClear(init: ResultInit): ResultInit {
+    if (!this.clearPending) return init;
+    this.clearPending = false;
+    return { ...init, extra: { ...init.extra, clear_output: "true" } };
+  }
+
+  error(name: string, value: string, traceback: string): void {
+    this.emit(create(ExecuteResponseSchema, { event: { case: "error", value: { name, value, traceback } } }));
+  }
+
+  stderr(content: string): void {
+    this.emit(create(ExecuteResponseSchema, { event: { case: "stderr", value: { content } } }));
+  }
+
+  readonly onEvent = (event: KernelEvent): void => {
+    switch (event.kind) {
+      case "stdout":
+      case "stderr":
+        if (event.text !== "") this.emit(create(ExecuteResponseSchema, { event: { case: event.kind, value: { content: event.text } } }));
+        return;
+      case "result":
+        // Kernels like IRkernel report every visible top-level value: all but the last are ordinary results.
+        if (this.heldMain !== undefined) this.result(this.withClear({ ...resultFields(this.heldMain.data), executionCount: this.heldMain.executionCount }));
+        this.heldMain = { data: event.data, executionCount: event.executionCount };
+        return;
+      case "display": {
+        const init = resultFields(event.data);
+        const extra: Record<string, string> = { ...init.extra };
+        if (event.displayId !== undefined) extra.display_id = event.displayId;
+        if (event.update === true) extra.display_update = "true";
+        this.result(this.withClear({ ...init, isMainResult: false, extra }));
+        return;
+      }
+      case "error":
+        this.error(event.name, stripAnsi(event.value), stripAnsi(event.traceback.join("\n")));
+        return;
+      case "clear":
+        this.clearPending = true;
+        return;
+      case "input_request":
+        this.refusedInput = true;
+        this.error(
+          "StdinNotImplementedError",
+          `the code asked for input${event.prompt ? ` (${JSON.stringify(event.prompt)})` : ""}, but executions cannot read stdin; ` +
+            "it was answered with an empty line. Pass data in the code, a file or envVars instead.",
+          "",
+        );
+        return;
+    }
+  };
+
+  /** Ends a successful execution: one main result, with the trailing expression's value if any. */
+  finishOk(summary: Summary): void {
+    const held = this.heldMain;
+    this.heldMain = undefined;
+    this.result(
+      this.withClear({
+        ...(held === undefined ? {} : resultFields(held.data)),
+        isMainResult: true,
+        exitCode: 0,
+        executionCount: summary.executionCount || held?.executionCount || 0,
+        startedAt: timestampFromDate(summary.startedAt),
+        finishedAt: timestampFromDate(summary.finishedAt),
+      }),
+    );
+  }
+
+  /** Ends a failed execution: a value computed before the failure still goes out, as it was. */
+  finishFailed(): void {
+    const held = this.heldMain;
+    this.heldMain = undefined;
+    if (held !== undefined) this.result(this.withClear({ ...resultFields(held.data), isMainResult: true, executionCount: held.executionCount }));
+  }
+}
