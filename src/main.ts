@@ -2,8 +2,8 @@
 /** Command-line entry: reads the configuration, starts the agent, and shuts down on SIGTERM/SIGINT. */
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { ConfigError, helpText, loadConfig } from "./config.js";
-import { startAgent } from "./server.js";
+import { ConfigError, helpText, loadConfig, type Config } from "./config.js";
+import { startAgent, type Agent } from "./server.js";
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
@@ -19,9 +19,18 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`sandbox-agent ${version()}\n`);
     return;
   }
-  let config;
+  let config: Config;
+  let agent: Agent;
   try {
     config = loadConfig(argv);
+    let accessToken = config.accessToken;
+    if (accessToken === undefined) {
+      accessToken = randomBytes(24).toString("base64url");
+      // Printed once, on stderr, so an operator starting the agent by hand can call it.
+      process.stderr.write(`sandbox-agent: no access token configured; generated one: ${accessToken}\n`);
+    }
+    // Services validate their own files (the languages table) while the agent is built.
+    agent = await startAgent({ ...config, accessToken });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`sandbox-agent: ${err.message}\n`);
@@ -29,13 +38,6 @@ async function main(argv: string[]): Promise<void> {
     }
     throw err;
   }
-  let accessToken = config.accessToken;
-  if (accessToken === undefined) {
-    accessToken = randomBytes(24).toString("base64url");
-    // Printed once, on stderr, so an operator starting the agent by hand can call it.
-    process.stderr.write(`sandbox-agent: no access token configured; generated one: ${accessToken}\n`);
-  }
-  const agent = await startAgent({ ...config, accessToken });
   agent.app.log.info({ port: agent.port, host: config.host, tls: config.tls !== undefined }, "sandbox-agent listening");
 
   let stopping = false;

@@ -81,3 +81,18 @@ describe("command-line agent", () => {
     expect(v).toMatch(/^sandbox-agent \d+\.\d+\.\d+/);
   });
 });
+
+describe("command-line agent: languages file", () => {
+  it("refuses a bad languages file at start with a clear message", async () => {
+    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const file = `${mkdtempSync(`${tmpdir()}/agent-lang-`)}/languages.json`;
+    writeFileSync(file, "[1, 2]");
+    const child = startMain(["--host", "127.0.0.1", "--port", "0", "--kernel-pool-size", "0", "--languages-file", file], { SANDBOX_AGENT_ACCESS_TOKEN: "t" });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    expect(await exitOf(child)).toBe(2);
+    expect(stderr).toContain(`languages file ${file} must hold a JSON object`);
+    expect(stderr).not.toContain("    at ");
+  });
+});
