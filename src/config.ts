@@ -205,7 +205,8 @@ export function configWith(overrides: Partial<Config>): Config {
     watcherIdleMs: DEFAULTS.watcherIdleMs,
     watcherMaxEvents: DEFAULTS.watcherMaxEvents,
     executionTimeoutMs: DEFAULTS.executionTimeoutMs,
-    kernelPoolSize: DEFAULTS.kernelPoolSize,
+    // Embedded and test agents start no kernels they were not asked for.
+    kernelPoolSize: 0,
     languagesFile: undefined,
     logLevel: "silent",
     ...overrides,

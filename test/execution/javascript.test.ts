@@ -19,7 +19,7 @@ let contexts: ReturnType<typeof client<typeof ContextService>>;
 let dir: { path: string; cleanup: () => Promise<void> };
 
 beforeAll(async () => {
-  agent = await startTestAgent({ kernelPoolSize: 0 });
+  agent = await startTestAgent();
   exec = client(ExecutionService, agent.url);
   contexts = client(ContextService, agent.url);
   dir = await tempDir("exec-js-");

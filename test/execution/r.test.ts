@@ -15,7 +15,7 @@ let ctx: string;
 
 beforeAll(async () => {
   // No Python pool: this file starts only R kernels.
-  agent = await startTestAgent({ kernelPoolSize: 0 });
+  agent = await startTestAgent();
   exec = client(ExecutionService, agent.url);
   contexts = client(ContextService, agent.url);
   dir = await tempDir("exec-r-");

@@ -14,7 +14,7 @@ const canSwitch = process.getuid?.() === 0 && other !== undefined;
 
 let agent: TestAgent;
 beforeAll(async () => {
-  agent = await startTestAgent({ kernelPoolSize: 0 });
+  agent = await startTestAgent();
 });
 afterAll(async () => {
   await agent?.close();
