@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs sandbox-agent and, by profile, the Jupyter kernels its code execution uses.
 #
-#   scripts/install.sh [agent|python|full] [--production]
+#   scripts/install.sh [agent|python|full] [--production] [--test-tools]
 #
 #   agent   the agent itself: npm ci and npm run build in this repository (default)
 #   python  agent + Python kernel (ipykernel, with numpy, pandas and matplotlib), from Debian
@@ -9,10 +9,13 @@
 #           TypeScript kernels (tslab: kernelspecs jslab and tslab) and Deno (kernelspec deno)
 #
 #   --production  drop dev dependencies once the agent is built (for images)
+#   --test-tools  also what the tests need beyond the kernels: Debian's chromium for the browser
+#                 test (CI uses this; images do not)
 #
 # Debian packages come from apt, everything else from npm: nothing is downloaded any other way.
 # Safe to run again: whatever is already installed is skipped. Run as root on Debian (bookworm);
-# the agent profile alone needs no root when util-linux is there. Used by .ci/run and images.
+# the agent profile alone needs no root when util-linux, python3, make, g++ and CA certificates are
+# there. Used by .ci/run and images.
 #
 # Environment: SANDBOX_AGENT_KERNELS_PREFIX (default /opt/sandbox-agent/kernels) is where the npm
 # kernels go; SANDBOX_AGENT_KERNELSPECS (default /usr/local/share/jupyter/kernels) is where their
@@ -25,10 +28,12 @@ usage() {
 
 profile=agent
 production=0
+test_tools=0
 for arg in "$@"; do
   case $arg in
     agent | python | full) profile=$arg ;;
     --production) production=1 ;;
+    --test-tools) test_tools=1 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "install.sh: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
   esac
@@ -87,6 +92,11 @@ install_agent() {
   ((major >= 20)) || die "Node.js 20 or later is needed (found $(node --version))"
   # setpriv (util-linux) starts processes and kernels as the caller's user, groups included.
   command -v setpriv >/dev/null || apt_install util-linux
+  # node-pty has no Linux prebuilds: npm ci compiles it with node-gyp. Slim images lack all three.
+  command -v python3 >/dev/null && command -v make >/dev/null && command -v g++ >/dev/null ||
+    apt_install python3 make g++
+  # npm ci over TLS needs the CA bundle, which slim images lack too.
+  [[ -s /etc/ssl/certs/ca-certificates.crt ]] || apt_install ca-certificates
 
   cd "$repo"
   local mode=dev
@@ -242,9 +252,20 @@ register_deno() {
   did "kernelspec deno"
 }
 
+# --- test tools ----------------------------------------------------------------------------------
+
+install_test_tools() {
+  step "test tools (Debian's chromium for the browser test; playwright-core drives it from npm)"
+  if [[ -x /usr/bin/chromium ]]; then
+    skipped "chromium ($(/usr/bin/chromium --version 2>/dev/null || echo /usr/bin/chromium))"
+  else
+    apt_install chromium
+  fi
+}
+
 # --- main ----------------------------------------------------------------------------------------
 
-echo "sandbox-agent install: profile $profile$( ((production == 0)) || echo ', production')"
+echo "sandbox-agent install: profile $profile$( ((production == 0)) || echo ', production')$( ((test_tools == 0)) || echo ', test tools')"
 install_agent
 if [[ $profile == python || $profile == full ]]; then
   install_python
@@ -255,6 +276,9 @@ if [[ $profile == full ]]; then
   install_npm_kernels
   register_tslab
   register_deno
+fi
+if ((test_tools == 1)); then
+  install_test_tools
 fi
 
 echo

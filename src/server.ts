@@ -53,8 +53,10 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
   });
 
   const metrics = createMetrics();
-  registerCors(app);
+  // Observed first: the CORS hook answers preflights itself, which ends the hook chain, and
+  // preflights are requests an operator counts too.
   observeRequests(app, metrics);
+  registerCors(app);
   const services = createServices({ config, log: app.log, metrics });
   app.addHook("onClose", async () => services.dispose());
 
