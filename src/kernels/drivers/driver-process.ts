@@ -10,7 +10,7 @@ import { rmSync } from "node:fs";
 import { chmod, chown, mkdtemp, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { baseEnvironment, commandAsUser, raiseOomScore } from "../../user-spawn.js";
+import { baseEnvironment, launchAs, launchIds, raiseOomScore } from "../../user-spawn.js";
 import { isPrivileged, type User } from "../../users.js";
 
 /** How much of a process's diagnostic output is kept to explain why it failed. */
@@ -140,9 +140,9 @@ export class DriverProcess {
   private diagnostics = "";
 
   constructor(options: DriverProcessOptions) {
-    const command = commandAsUser(options.user, options.command, options.args);
+    const launch = launchAs(options.user, options.command, options.args, { pty: false });
     const env = { ...baseEnvironment(options.user), ...options.env };
-    this.child = spawn(command.cmd, command.args, { cwd: options.cwd, env, detached: true, stdio: ["pipe", "pipe", "pipe"] });
+    this.child = spawn(launch.file, [...launch.args], { cwd: options.cwd, env, detached: true, stdio: ["pipe", "pipe", "pipe"], ...launchIds(launch) });
     this.pid = this.child.pid;
     const child = this.child;
     // Writes to a process that just died fail with EPIPE; the exit handler reports the death.

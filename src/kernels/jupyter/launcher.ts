@@ -12,7 +12,7 @@ import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { giveTo } from "../../ownership.js";
-import { baseEnvironment, commandAsUser, raiseOomScore } from "../../user-spawn.js";
+import { baseEnvironment, launchAs, launchIds, raiseOomScore } from "../../user-spawn.js";
 import type { User } from "../../users.js";
 import type { KernelSpec } from "./kernelspecs.js";
 import type { ConnectionInfo } from "./session.js";
@@ -149,8 +149,8 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
     ...options.env,
   };
   const argv = spec.argv.map((arg) => arg.replaceAll("{connection_file}", connectionFile).replaceAll("{resource_dir}", spec.resourceDir));
-  const command = commandAsUser(user, argv[0]!, argv.slice(1));
-  const child = spawn(command.cmd, command.args, { cwd: options.cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  const launch = launchAs(user, argv[0]!, argv.slice(1), { pty: false });
+  const child = spawn(launch.file, [...launch.args], { cwd: options.cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"], ...launchIds(launch) });
 
   let output = "";
   const keep = (chunk: Buffer): void => {
