@@ -1,5 +1,7 @@
 import type { Suite } from "../lib.js";
+import { executionSuite } from "./execution.js";
 import { filesSuite } from "./files.js";
+import { processSuite } from "./process.js";
 
 /** Every benchmark suite, in the order they run. */
-export const suites: readonly Suite[] = [filesSuite];
+export const suites: readonly Suite[] = [filesSuite, processSuite, executionSuite];

@@ -1,23 +1,41 @@
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+/**
+ * The Process service: start commands as the caller (pipes or a terminal), attach to them, feed
+ * them input, resize and signal them. Handlers share one process table; dispose kills what is
+ * still running.
+ */
+import type { ServiceImpl } from "@connectrpc/connect";
 import type { Process } from "../../gen/sandboxagent/api_pb.js";
 import type { ServiceDeps } from "../index.js";
+import { connect } from "./connect.js";
+import { closeStdin, sendInput, streamInput } from "./input.js";
+import { list } from "./list.js";
+import { sendSignal } from "./signal.js";
+import { start } from "./start.js";
+import { ProcessTable } from "./table.js";
+import { update } from "./update.js";
 
-const notYet = (): never => {
-  throw new ConnectError("not implemented yet", Code.Unimplemented);
-};
+export interface ProcessServiceOptions {
+  /** Variables every process gets, after the basics (PATH, HOME…) and before the request's own. */
+  readonly defaultEnv?: Readonly<Record<string, string>>;
+}
 
-export function createProcessService(_deps: ServiceDeps): { impl: ServiceImpl<typeof Process>; dispose: () => Promise<void> } {
+export function createProcessService(
+  _deps: ServiceDeps,
+  options: ProcessServiceOptions = {},
+): { impl: ServiceImpl<typeof Process>; dispose: () => Promise<void> } {
+  const table = new ProcessTable();
+  const defaultEnv = options.defaultEnv ?? {};
   return {
     impl: {
-      list: notYet,
-      connect: notYet,
-      start: notYet,
-      update: notYet,
-      streamInput: notYet,
-      sendInput: notYet,
-      sendSignal: notYet,
-      closeStdin: notYet,
+      list: (req, ctx) => list(table, req, ctx),
+      connect: (req, ctx) => connect(table, req, ctx),
+      start: (req, ctx) => start(table, defaultEnv, req, ctx),
+      update: (req, ctx) => update(table, req, ctx),
+      streamInput: (requests, ctx) => streamInput(table, requests, ctx),
+      sendInput: (req, ctx) => sendInput(table, req, ctx),
+      sendSignal: (req, ctx) => sendSignal(table, req, ctx),
+      closeStdin: (req, ctx) => closeStdin(table, req, ctx),
     },
-    dispose: async () => {},
+    dispose: () => table.dispose(),
   };
 }

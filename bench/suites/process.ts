@@ -1,0 +1,169 @@
+/**
+ * Issue 3's figures, each against a baseline measured in the same run: Start → end of /bin/true
+ * through the RPC (h2c and HTTP/1.1) against a raw child_process.spawn; `head -c 1G /dev/zero`
+ * streamed through Start against the same bytes piped to `wc -c`; 100 concurrent streaming
+ * processes (throughput and agent RSS); agent RSS while a flooding process has a subscriber that
+ * never reads, against the agent's RSS before.
+ */
+import { createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { spawn } from "node:child_process";
+import { Process, type StartRequest } from "../../src/gen/sandboxagent/api_pb.js";
+import { GiB, MiB, percentile, row, rssMiB, sample, timeMs, type BenchContext, type Row, type Suite } from "../lib.js";
+
+type ProcessClient = Client<typeof Process>;
+
+function processClient(ctx: BenchContext, httpVersion: "1.1" | "2"): ProcessClient {
+  return createClient(Process, createConnectTransport({ baseUrl: ctx.url, httpVersion, useBinaryFormat: true }));
+}
+
+const command = (cmd: string, args: string[]): Partial<StartRequest> => ({ process: { cmd, args, envs: {} } as StartRequest["process"] });
+
+/** Runs a command through Start to its end event; returns the stdout bytes it streamed. */
+async function runThrough(c: ProcessClient, ctx: BenchContext, request: Partial<StartRequest>): Promise<number> {
+  let bytes = 0;
+  let ended = false;
+  for await (const res of c.start(request, { headers: { "x-access-token": ctx.token } })) {
+    const ev = res.event?.event;
+    if (ev?.case === "data") bytes += ev.value.output.value?.length ?? 0;
+    else if (ev?.case === "end") {
+      if (ev.value.exitCode !== 0) throw new Error(`command ended with ${ev.value.status}`);
+      ended = true;
+    }
+  }
+  if (!ended) throw new Error("stream finished without an end event");
+  return bytes;
+}
+
+function spawnAndWait(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "ignore"] });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+    child.once("error", reject);
+    child.once("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} exited with ${code}`))));
+  });
+}
+
+/** The agent's peak RSS while `work` runs, sampled every 20 ms. */
+async function peakRss(pid: number, work: () => Promise<unknown>): Promise<number> {
+  let peak = await rssMiB(pid);
+  let running = true;
+  const sampler = (async () => {
+    while (running) {
+      peak = Math.max(peak, await rssMiB(pid));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })();
+  try {
+    await work();
+  } finally {
+    running = false;
+    await sampler;
+  }
+  return Math.max(peak, await rssMiB(pid));
+}
+
+async function latencyRows(ctx: BenchContext): Promise<Row[]> {
+  const count = ctx.quick ? 50 : 300;
+  const raw = await sample(count, () => spawnAndWait("/bin/true", []));
+  const rows: Row[] = [];
+  for (const [label, version] of [["h2c", "2"], ["HTTP/1.1", "1.1"]] as const) {
+    const c = processClient(ctx, version);
+    const rpc = await sample(count, () => runThrough(c, ctx, command("/bin/true", [])));
+    rows.push(row(`Start→end of /bin/true p50 over ${label} (vs raw spawn)`, "ms", percentile(rpc, 50), percentile(raw, 50)));
+    rows.push(row(`Start→end of /bin/true p99 over ${label} (vs raw spawn)`, "ms", percentile(rpc, 99), percentile(raw, 99)));
+  }
+  return rows;
+}
+
+async function throughputRows(ctx: BenchContext): Promise<Row[]> {
+  const size = ctx.quick ? 64 * MiB : GiB;
+  const label = ctx.quick ? "64 MiB" : "1 GiB";
+  const rows: Row[] = [];
+  const piped = async (): Promise<number> => {
+    let counted = "";
+    const ms = await timeMs(async () => {
+      counted = await spawnAndWait("bash", ["-c", `head -c ${size} /dev/zero | wc -c`]);
+    });
+    if (Number(counted.trim()) !== size) throw new Error(`wc counted ${counted.trim()}`);
+    return size / MiB / (ms / 1000);
+  };
+  await piped(); // warm up
+  const baseline = await piped();
+  for (const [transport, version] of [["h2c", "2"], ["HTTP/1.1", "1.1"]] as const) {
+    const c = processClient(ctx, version);
+    let streamed = 0;
+    const ms = await timeMs(async () => {
+      streamed = await runThrough(c, ctx, command("head", ["-c", String(size), "/dev/zero"]));
+    });
+    if (streamed !== size) throw new Error(`streamed ${streamed} of ${size} bytes`);
+    rows.push(row(`head -c ${label} /dev/zero through Start over ${transport} (vs | wc -c)`, "MiB/s", size / MiB / (ms / 1000), baseline));
+  }
+  return rows;
+}
+
+async function concurrencyRows(ctx: BenchContext): Promise<Row[]> {
+  const processes = ctx.quick ? 20 : 100;
+  const each = ctx.quick ? 2 * MiB : 10 * MiB;
+  const total = processes * each;
+  const label = `${processes} concurrent streams of ${each / MiB} MiB`;
+  const baselineMs = await timeMs(() =>
+    Promise.all(Array.from({ length: processes }, () => spawnAndWait("bash", ["-c", `head -c ${each} /dev/zero | wc -c`]))),
+  );
+  const idle = await rssMiB(ctx.pid);
+  const c = processClient(ctx, "2");
+  let ms = 0;
+  const peak = await peakRss(ctx.pid, async () => {
+    ms = await timeMs(async () => {
+      const counts = await Promise.all(Array.from({ length: processes }, () => runThrough(c, ctx, command("head", ["-c", String(each), "/dev/zero"]))));
+      if (counts.some((n) => n !== each)) throw new Error("a stream lost bytes");
+    });
+  });
+  return [
+    row(`${label}: total throughput (vs piped to wc -c)`, "MiB/s", total / MiB / (ms / 1000), total / MiB / (baselineMs / 1000)),
+    row(`${label}: agent peak RSS (vs agent RSS before)`, "MiB", peak, idle),
+  ];
+}
+
+async function slowSubscriberRows(ctx: BenchContext): Promise<Row[]> {
+  const size = ctx.quick ? 256 * MiB : 2 * GiB;
+  const label = ctx.quick ? "256 MiB" : "2 GiB";
+  const idle = await rssMiB(ctx.pid);
+  const c = processClient(ctx, "2");
+  const headers = { "x-access-token": ctx.token };
+  const tag = `flood-${process.pid}-${Date.now()}`;
+  let slowError = "";
+  const peak = await peakRss(ctx.pid, async () => {
+    const events = c.start({ ...command("bash", ["-c", `read go; head -c ${size} /dev/zero`]), tag }, { headers })[Symbol.asyncIterator]();
+    const first = await events.next();
+    const pid = first.value?.event?.event.case === "start" ? first.value.event.event.value.pid : 0;
+    // Its own HTTP/2 connection, so that its stalled stream cannot hold anyone else's window.
+    const slow = processClient(ctx, "2").connect({ process: { selector: { case: "tag", value: tag } } }, { headers })[Symbol.asyncIterator]();
+    await slow.next();
+    await c.sendInput({ process: { selector: { case: "pid", value: pid } }, input: { input: { case: "stdin", value: Buffer.from("\n") } } }, { headers });
+    let bytes = 0;
+    for (let next = await events.next(); !next.done; next = await events.next()) {
+      const ev = next.value.event?.event;
+      if (ev?.case === "data") bytes += ev.value.output.value?.length ?? 0;
+    }
+    if (bytes !== size) throw new Error(`the reading subscriber got ${bytes} of ${size} bytes`);
+    try {
+      while (!(await slow.next()).done);
+    } catch (err) {
+      slowError = String(err);
+    }
+  });
+  ctx.log(`the subscriber that never read ended with: ${slowError.slice(0, 120) || "no error"}`);
+  return [row(`agent peak RSS: ${label} flood, one reader + one that never reads (vs RSS before)`, "MiB", peak, idle)];
+}
+
+export const processSuite: Suite = {
+  name: "process",
+  run: async (ctx) => [
+    ...(await latencyRows(ctx)),
+    ...(await throughputRows(ctx)),
+    ...(await concurrencyRows(ctx)),
+    ...(await slowSubscriberRows(ctx)),
+  ],
+};

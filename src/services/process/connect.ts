@@ -1,0 +1,16 @@
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext } from "@connectrpc/connect";
+import { ConnectResponseSchema, type ConnectRequest, type ConnectResponse } from "../../gen/sandboxagent/api_pb.js";
+import { callerOf } from "../caller.js";
+import { follow } from "./follow.js";
+import type { ProcessTable } from "./table.js";
+
+/**
+ * Attaches to a running (or recently exited) process: `start{pid}`, its recent output from the
+ * replay buffer, then live output and the end event. This stream's deadline only detaches it.
+ */
+export async function* connect(table: ProcessTable, req: ConnectRequest, ctx: HandlerContext): AsyncGenerator<ConnectResponse> {
+  callerOf(ctx);
+  const proc = table.find(req.process, { exited: true });
+  for await (const event of follow(proc, ctx)) yield create(ConnectResponseSchema, { event });
+}

@@ -1,0 +1,27 @@
+/**
+ * A process's environment: the shared base (user-spawn.ts), a terminal type for PTYs, the agent's
+ * defaults, then the request's own variables.
+ */
+import { baseEnvironment } from "../../user-spawn.js";
+import type { User } from "../../users.js";
+
+export interface EnvironmentOptions {
+  readonly pty: boolean;
+  /** Variables the agent sets for every process, between the basics and the request's own. */
+  readonly defaults: Readonly<Record<string, string>>;
+}
+
+export function buildEnvironment(user: User, requested: Readonly<Record<string, string>>, options: EnvironmentOptions): Record<string, string> {
+  const env = baseEnvironment(user);
+  if (options.pty) env.TERM = "xterm-256color";
+  return { ...env, ...options.defaults, ...requested };
+}
+
+/** Why an environment cannot be handed to execve, or undefined when it can. */
+export function environmentProblem(env: Readonly<Record<string, string>>): string | undefined {
+  for (const [name, value] of Object.entries(env)) {
+    if (name === "" || name.includes("=") || name.includes("\0")) return `invalid environment variable name ${JSON.stringify(name)}`;
+    if (value.includes("\0")) return `environment variable ${name} contains a NUL byte`;
+  }
+  return undefined;
+}

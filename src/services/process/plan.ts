@@ -1,0 +1,77 @@
+/**
+ * A Start request turned into something that can be spawned, with every check that can fail done
+ * first: a bad request is refused before any event is sent and before anything runs.
+ */
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { stat } from "node:fs/promises";
+import { ProcessConfigSchema, type StartRequest } from "../../gen/sandboxagent/api_pb.js";
+import { errnoOf, invalidPath } from "../../errors.js";
+import { resolvePath } from "../../paths.js";
+import type { User } from "../../users.js";
+import { effectiveUser, LaunchError, launchAs } from "../../user-spawn.js";
+import { buildEnvironment, environmentProblem } from "./environment.js";
+import { checkExecutable, SpawnError } from "./executable.js";
+import { DEFAULT_PTY_COLS, DEFAULT_PTY_ROWS } from "./limits.js";
+import type { ProcessPlan } from "./managed-process.js";
+
+/** The largest terminal we agree to (the kernel takes 16 bits; nothing real is near this). */
+const MAX_PTY_SIDE = 10_000;
+
+async function workingDirectory(requested: string | undefined, user: User): Promise<string> {
+  let dir: string;
+  try {
+    dir = resolvePath(requested ?? "", user);
+  } catch (err) {
+    throw invalidPath(err);
+  }
+  try {
+    const st = await stat(dir);
+    if (st.isDirectory()) return dir;
+    throw new ConnectError(`invalid working directory ${dir}: not a directory`, Code.InvalidArgument);
+  } catch (err) {
+    if (err instanceof ConnectError) throw err;
+    // Users without a home (nobody's is /nonexistent) still run commands when they name no cwd.
+    if (requested === undefined && errnoOf(err) === "ENOENT") return "/";
+    const reason = errnoOf(err) === "ENOENT" ? "no such file or directory" : (err as Error).message;
+    throw new ConnectError(`invalid working directory ${dir}: ${reason}`, Code.InvalidArgument);
+  }
+}
+
+function terminalSize(req: StartRequest): { cols: number; rows: number } | undefined {
+  if (req.pty === undefined) return undefined;
+  const cols = req.pty.size?.cols || DEFAULT_PTY_COLS;
+  const rows = req.pty.size?.rows || DEFAULT_PTY_ROWS;
+  if (cols > MAX_PTY_SIDE || rows > MAX_PTY_SIDE) {
+    throw new ConnectError(`terminal size ${cols}x${rows} is too large`, Code.InvalidArgument);
+  }
+  return { cols, rows };
+}
+
+export async function planStart(req: StartRequest, caller: User, defaultEnv: Readonly<Record<string, string>>): Promise<ProcessPlan> {
+  const config = req.process;
+  if (config === undefined || config.cmd === "") throw new ConnectError("no command given: process.cmd is empty", Code.InvalidArgument);
+  if ([config.cmd, ...config.args].some((arg) => arg.includes("\0"))) {
+    throw new ConnectError("the command or an argument contains a NUL byte", Code.InvalidArgument);
+  }
+  if (req.tag === "") throw new ConnectError("an empty tag is not a tag: leave it out instead", Code.InvalidArgument);
+  const pty = terminalSize(req);
+  const user = effectiveUser(caller);
+  const cwd = await workingDirectory(config.cwd, user);
+  const env = buildEnvironment(user, config.envs, { pty: pty !== undefined, defaults: defaultEnv });
+  const problem = environmentProblem(env);
+  if (problem !== undefined) throw new ConnectError(problem, Code.InvalidArgument);
+  try {
+    await checkExecutable(config.cmd, env.PATH ?? "", cwd, user);
+    const launch = launchAs(user, config.cmd, config.args, { pty: pty !== undefined });
+    return {
+      config: create(ProcessConfigSchema, { cmd: config.cmd, args: config.args, envs: config.envs, cwd }),
+      tag: req.tag,
+      spawn: { cmd: config.cmd, launch, cwd, env, pty },
+    };
+  } catch (err) {
+    if (err instanceof SpawnError) throw new ConnectError(err.message, err.code);
+    if (err instanceof LaunchError) throw new ConnectError(err.message, Code.FailedPrecondition);
+    throw err;
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * A child in a pseudo-terminal (node-pty). forkpty() makes it a session leader with the terminal
+ * as its controlling tty, so it leads its own process group like a pipe child. Output is read as
+ * bytes (encoding: null), never decoded.
+ */
+import { Code } from "@connectrpc/connect";
+import { spawn, type IPty } from "node-pty";
+import type { Child, ChildHooks, SpawnRequest } from "./child.js";
+import type { Exit } from "./exit-status.js";
+import { SpawnError } from "./executable.js";
+
+export function spawnPty(request: SpawnRequest, size: { readonly cols: number; readonly rows: number }, hooks: ChildHooks): Child {
+  const { launch } = request;
+  let term: IPty;
+  try {
+    term = spawn(launch.file, [...launch.args], {
+      name: request.env.TERM ?? "xterm-256color",
+      cols: size.cols,
+      rows: size.rows,
+      cwd: request.cwd,
+      env: request.env,
+      encoding: null,
+    });
+  } catch (err) {
+    throw new SpawnError(`cannot start a terminal for ${request.cmd}: ${(err as Error).message}`, Code.ResourceExhausted);
+  }
+  let markReleased: () => void = () => {};
+  const released = new Promise<void>((resolve) => {
+    markReleased = resolve;
+  });
+  // With encoding null node-pty hands out Buffers, though its typings say string.
+  term.onData((data: string | Buffer) => hooks.onOutput("pty", typeof data === "string" ? Buffer.from(data, "utf8") : data));
+  // node-pty reports the exit once the terminal has been read to the end (or, when a background
+  // process keeps it open, shortly after): the output is complete by then.
+  term.onExit(({ exitCode, signal }) => {
+    const exit: Exit = signal ? { kind: "signaled", signal } : { kind: "exited", code: exitCode };
+    hooks.onExit(exit);
+    markReleased();
+  });
+  const pty = term;
+  return {
+    pid: pty.pid,
+    kind: "pty",
+    released,
+    write: async (data) => {
+      pty.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    },
+    pause: () => pty.pause(),
+    resume: () => pty.resume(),
+    closeInput: () => {
+      throw new Error("a terminal has no stdin to close");
+    },
+    resize: (cols, rows) => pty.resize(cols, rows),
+    destroy: () => {
+      // node-pty closes the terminal's master side when the child exits; nothing else to release.
+    },
+  };
+}
