@@ -7,8 +7,7 @@
  * privileged agent execs through util-linux's setpriv, which sets all three and then execs the
  * program: the pid we hand out is the program's own.
  */
-import { accessSync, constants } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { accessSync, constants, writeFileSync } from "node:fs";
 import { isPrivileged, lookupUser, userName, type User } from "./users.js";
 
 /** Debian's PATH for a login shell, for an agent started without one. */
@@ -97,8 +96,15 @@ export function launchIds(launch: Launch): { uid?: number; gid?: number } {
 /** oom_score_adj for user programs: well above the agent's, so user code is killed first. */
 export const CHILD_OOM_SCORE_ADJ = 500;
 
-/** Best effort: not every machine lets us write it (no /proc, or a read-only one). */
-export async function raiseOomScore(pid: number | undefined): Promise<void> {
+/**
+ * Written synchronously right after spawn (a few microseconds), so that children the program
+ * starts at once inherit the score. Best effort: not every machine has a writable /proc.
+ */
+export function raiseOomScore(pid: number | undefined): void {
   if (pid === undefined) return;
-  await writeFile(`/proc/${pid}/oom_score_adj`, String(CHILD_OOM_SCORE_ADJ)).catch(() => undefined);
+  try {
+    writeFileSync(`/proc/${pid}/oom_score_adj`, String(CHILD_OOM_SCORE_ADJ));
+  } catch {
+    // no /proc, or not allowed: the score stays as inherited
+  }
 }

@@ -180,7 +180,7 @@ export class DriverProcess {
     if (this.pid !== undefined) {
       installExitHook();
       live.add(this.pid);
-      void raiseOomScore(this.pid);
+      raiseOomScore(this.pid);
     }
   }
 

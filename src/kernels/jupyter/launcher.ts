@@ -176,7 +176,7 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
     throw new Error(`cannot start ${argv[0]}: ${exit.output.trim()}`);
   }
   live.add(pid);
-  void raiseOomScore(pid);
+  raiseOomScore(pid);
   void exited.then(() => {
     // The group may hold children the kernel started (shell commands, subprocesses).
     killGroup(pid, "SIGKILL");

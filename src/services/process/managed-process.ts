@@ -161,6 +161,6 @@ export async function startProcess(plan: ProcessPlan): Promise<ManagedProcess> {
   output.attach(child);
   if (earlyExit !== undefined) proc.finish(earlyExit);
   // The OOM killer should pick user code before the agent.
-  void raiseOomScore(child.pid);
+  raiseOomScore(child.pid);
   return proc;
 }
