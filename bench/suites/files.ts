@@ -14,51 +14,26 @@ import type { AddressInfo, Socket } from "node:net";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Filesystem } from "../../src/gen/sandboxagent/api_pb.js";
-import { GiB, MiB, percentile, row, rssMiB, sample, timeCommand, timeMs, type BenchContext, type Row, type Suite } from "../lib.js";
+import { GiB, MiB, percentile, row, rssMiB, sample, timeCommand, type BenchContext, type Row, type Suite } from "../lib.js";
 
 async function makeFile(path: string, bytes: number): Promise<void> {
   await pipeline(createReadStream("/dev/urandom", { end: bytes - 1 }), createWriteStream(path));
 }
 
-function download(ctx: BenchContext, path: string, dest: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    http.get(`${ctx.url}/download${path}`, { headers: { "x-access-token": ctx.token } }, (res) => {
-      if (res.statusCode !== 200) return reject(new Error(`download answered ${res.statusCode}`));
-      pipeline(res, createWriteStream(dest)).then(resolve, reject);
-    }).on("error", reject);
-  });
+/**
+ * The transfers use curl as the client, as a user would: a Node client in this process would
+ * measure itself (it tops out well below what the agent serves) rather than the agent.
+ */
+function download(ctx: BenchContext, path: string, dest: string): Promise<number> {
+  return timeCommand("curl", ["-sSf", "-o", dest, "-H", `x-access-token: ${ctx.token}`, `${ctx.url}/download${path}`]);
 }
 
-/** Streams a file as multipart/form-data the way the SDK shapes it (file part, then the path field). */
-function upload(ctx: BenchContext, source: string, target: string, size: number): Promise<void> {
-  const boundary = "----agentbench7f3a9c";
-  const head = Buffer.from(
-    `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${target}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
-  );
-  const tail = Buffer.from(`\r\n--${boundary}\r\nContent-Disposition: form-data; name="path"\r\n\r\n${target}\r\n--${boundary}--\r\n`);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      `${ctx.url}/upload`,
-      {
-        method: "POST",
-        headers: {
-          "x-access-token": ctx.token,
-          "content-type": `multipart/form-data; boundary=${boundary}`,
-          "content-length": head.length + size + tail.length,
-        },
-      },
-      (res) => {
-        res.resume();
-        res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`upload answered ${res.statusCode}`))));
-      },
-    );
-    req.on("error", reject);
-    req.write(head);
-    const body = createReadStream(source);
-    body.pipe(req, { end: false });
-    body.on("end", () => req.end(tail));
-    body.on("error", reject);
-  });
+/** The SDK's shape: the file part (its filename the target path), then the path field. */
+function upload(ctx: BenchContext, source: string, target: string): Promise<number> {
+  return timeCommand("curl", [
+    "-sSf", "-o", "/dev/null", "-H", `x-access-token: ${ctx.token}`,
+    "-F", `file=@${source};filename=${target}`, "-F", `path=${target}`, `${ctx.url}/upload`,
+  ]);
 }
 
 async function transferRows(ctx: BenchContext): Promise<Row[]> {
@@ -74,11 +49,11 @@ async function transferRows(ctx: BenchContext): Promise<Row[]> {
   const cpMs = await timeCommand("cp", [source, copy]);
   await rm(copy);
   ctx.log("download");
-  const downMs = await timeMs(() => download(ctx, source, copy));
+  const downMs = await download(ctx, source, copy);
   if ((await stat(copy)).size !== size) throw new Error("download size mismatch");
   await rm(copy);
   ctx.log("upload");
-  const upMs = await timeMs(() => upload(ctx, source, copy, size));
+  const upMs = await upload(ctx, source, copy);
   if ((await stat(copy)).size !== size) throw new Error("upload size mismatch");
   await rm(copy);
   await rm(source);
