@@ -5,6 +5,13 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
+declare module "fastify" {
+  interface FastifyInstance {
+    /** The agent's metrics, for routes that count what they move. */
+    metrics: Metrics;
+  }
+}
+
 export interface Metrics {
   readonly registry: Registry;
   readonly requests: Counter<"route" | "method" | "status">;

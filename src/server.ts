@@ -53,6 +53,7 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
   });
 
   const metrics = createMetrics();
+  app.decorate("metrics", metrics);
   // Observed first: the CORS hook answers preflights itself, which ends the hook chain, and
   // preflights are requests an operator counts too.
   observeRequests(app, metrics);

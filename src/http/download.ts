@@ -146,6 +146,7 @@ async function download(req: FastifyRequest, reply: FastifyReply): Promise<Fasti
     const stream = handle.createReadStream({ start, end, highWaterMark: READ_CHUNK_BYTES });
     handedOver = true;
     cutShortResponses(stream, length, reply);
+    stream.once("close", () => req.server.metrics.fileBytes.inc({ direction: "download" }, stream.bytesRead));
     return reply.send(stream);
   } catch (err) {
     throw fsHttpError(err, "read", path);

@@ -32,6 +32,7 @@ function tempName(hint: string): string {
 
 export class StagedFile {
   private committed = false;
+  private written = 0;
 
   private constructor(
     private path: string,
@@ -51,6 +52,11 @@ export class StagedFile {
     }
   }
 
+  /** Bytes written by `fill`. */
+  get size(): number {
+    return this.written;
+  }
+
   /** Where the bytes are now (a temporary name until `commit`). */
   get location(): string {
     return this.path;
@@ -62,7 +68,9 @@ export class StagedFile {
     if (handle === undefined) throw new Error("staged file was already filled");
     this.handle = undefined; // the write stream closes it from now on, whatever happens
     try {
-      await pipeline(source, handle.createWriteStream({ highWaterMark: WRITE_CHUNK_BYTES }));
+      const out = handle.createWriteStream({ highWaterMark: WRITE_CHUNK_BYTES });
+      await pipeline(source, out);
+      this.written = out.bytesWritten;
     } catch (err) {
       // Only errors with an errno are the disk's; the others come from the request and are
       // reported by whoever ended it.

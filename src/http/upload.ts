@@ -102,6 +102,7 @@ async function receivePart(
   }
   try {
     await file.fill(part.stream, guess ?? part.fileName ?? "upload");
+    req.server.metrics.fileBytes.inc({ direction: "upload" }, file.size);
   } catch (err) {
     await file.discard();
     throw err;

@@ -6,7 +6,8 @@ import { PassThrough } from "node:stream";
 import { writeFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signature } from "../../src/auth.js";
-import { AUTH, startTestAgent, tempDir, type TestAgent } from "../helpers/agent.js";
+import { ContextService, Filesystem, Process, Signal } from "../../src/gen/sandboxagent/api_pb.js";
+import { AUTH, client, eventually, startTestAgent, tempDir, type TestAgent } from "../helpers/agent.js";
 
 let agent: TestAgent;
 let logs = "";
@@ -27,7 +28,7 @@ function parsePrometheus(text: string): Map<string, number> {
   const samples = new Map<string, number>();
   for (const line of text.split("\n")) {
     if (line === "" || line.startsWith("# HELP ") || line.startsWith("# TYPE ")) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})?) (-?(?:[0-9.e+-]+|NaN|\+Inf|-Inf))$/.exec(line);
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})?) (-?(?:[0-9.e+-]+|[Nn][Aa][Nn]|\+Inf|-Inf))$/.exec(line);
     if (!match) throw new Error(`not Prometheus text: ${JSON.stringify(line)}`);
     samples.set(match[1]!, Number(match[2]));
   }
@@ -62,6 +63,46 @@ describe("metrics", () => {
     expect(after.get("sandbox_agent_process_resident_memory_bytes")).toBeGreaterThan(0);
     expect([...after.keys()].some((name) => name.startsWith("sandbox_agent_nodejs_eventloop_lag"))).toBe(true);
     expect([...after.keys()].some((name) => name.startsWith('sandbox_agent_request_duration_seconds_bucket{le="0.005",route="/sandboxagent.Filesystem/Stat"'))).toBe(true);
+  });
+});
+
+describe("metrics from the services", () => {
+  it("count file bytes both ways, and report processes, watchers, contexts and kernel starts", async () => {
+    const value = async (name: string): Promise<number> => (await scrape()).get(name) ?? 0;
+    const up = 'sandbox_agent_file_bytes_total{direction="upload"}';
+    const down = 'sandbox_agent_file_bytes_total{direction="download"}';
+    const [upBefore, downBefore] = [await value(up), await value(down)];
+    const target = `${dir.path}/counted.bin`;
+    const form = new FormData();
+    form.append("file", new Blob([new Uint8Array(1000)]), target);
+    expect((await fetch(`${agent.url}/upload`, { method: "POST", headers: AUTH, body: form })).status).toBe(200);
+    expect((await (await fetch(`${agent.url}/download${target}`, { headers: AUTH })).arrayBuffer()).byteLength).toBe(1000);
+    expect(await value(up)).toBe(upBefore + 1000);
+    await eventually(async () => (await value(down)) === downBefore + 1000);
+
+    const processes = client(Process, agent.url);
+    const abort = new AbortController();
+    const stream = processes.start({ process: { cmd: "sleep", args: ["30"], envs: {} }, tag: "metrics-sleep" }, { headers: AUTH, signal: abort.signal });
+    const first = await stream[Symbol.asyncIterator]().next();
+    expect(first.value?.event?.event.case).toBe("start");
+    expect(await value("sandbox_agent_processes")).toBe(1);
+    await processes.sendSignal({ process: { selector: { case: "tag", value: "metrics-sleep" } }, signal: Signal.SIGKILL }, { headers: AUTH });
+    abort.abort();
+    await eventually(async () => (await value("sandbox_agent_processes")) === 0);
+
+    const fs = client(Filesystem, agent.url);
+    const { watcherId } = await fs.createWatcher({ path: dir.path }, { headers: AUTH });
+    expect(await value("sandbox_agent_watchers")).toBe(1);
+    await fs.removeWatcher({ watcherId }, { headers: AUTH });
+    expect(await value("sandbox_agent_watchers")).toBe(0);
+
+    const contexts = client(ContextService, agent.url);
+    const startsBefore = await value('sandbox_agent_kernel_events_total{event="start"}');
+    const context = await contexts.createContext({ language: "python", cwd: dir.path }, { headers: AUTH });
+    expect(await value("sandbox_agent_contexts")).toBe(1);
+    expect(await value('sandbox_agent_kernel_events_total{event="start"}')).toBe(startsBefore + 1);
+    await contexts.destroyContext({ contextId: context.id }, { headers: AUTH });
+    expect(await value("sandbox_agent_contexts")).toBe(0);
   });
 });
 

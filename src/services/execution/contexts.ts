@@ -7,6 +7,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { randomUUID } from "node:crypto";
 import { stat } from "node:fs/promises";
 import type { Logger } from "../../log.js";
+import type { Metrics } from "../../metrics.js";
 import { KernelCatalog, LanguageUnavailableError, UnknownLanguageError } from "../../kernels/catalog.js";
 import type { Kernel, KernelFactory } from "../../kernels/kernel.js";
 import type { KernelPool } from "../../kernels/pool.js";
@@ -27,6 +28,8 @@ export interface ExecutionContext {
   readonly createdAt: Date;
   readonly kernel: Kernel;
   readonly queue: SerialQueue;
+  /** Counts a restart of this context's kernel (run.ts restarts it after a failed interrupt). */
+  readonly countRestart: () => void;
   /** Why the kernel died, until an execution has told someone. */
   deathUnreported: string | undefined;
   destroyed: boolean;
@@ -44,6 +47,7 @@ export class ContextRegistry {
     private readonly catalog: KernelCatalog,
     private readonly pool: KernelPool | undefined,
     private readonly log?: Logger,
+    private readonly kernelEvents?: Metrics["kernelEvents"],
   ) {}
 
   private async directory(cwd: string, user: User): Promise<string> {
@@ -99,10 +103,13 @@ export class ContextRegistry {
       createdAt: new Date(),
       kernel,
       queue: new SerialQueue(),
+      countRestart: () => this.kernelEvents?.inc({ event: "restart" }),
       deathUnreported: undefined,
       destroyed: false,
     };
+    this.kernelEvents?.inc({ event: "start" });
     kernel.onDeath((reason) => {
+      this.kernelEvents?.inc({ event: "death" });
       context.deathUnreported = reason;
       this.log?.warn({ context: context.id, kernel: kernel.name, reason }, "kernel died");
     });

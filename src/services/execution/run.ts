@@ -95,6 +95,7 @@ export async function runExecution(context: ExecutionContext, options: RunOption
     if (context.destroyed) throw new ConnectError(`context ${context.id} was destroyed`, Code.NotFound);
 
     if (kernel.state === "dead") {
+      context.countRestart();
       await kernel.restart().catch((err: Error) => {
         throw new ConnectError(`cannot restart the ${kernel.name} kernel: ${err.message}`, Code.Unavailable);
       });
@@ -117,6 +118,7 @@ export async function runExecution(context: ExecutionContext, options: RunOption
       if (settled === "grace") {
         restarted = true;
         options.log?.info({ context: context.id, kernel: kernel.name }, "execution ignored an interrupt; restarting its kernel");
+        context.countRestart();
         await kernel.restart().catch((err: Error) => options.log?.warn({ context: context.id, err: err.message }, "kernel restart failed"));
       }
     }

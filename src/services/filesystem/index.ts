@@ -17,6 +17,7 @@ import { PolledWatchers, watcherHandlers } from "./watchers.js";
 
 export function createFilesystemService(deps: ServiceDeps): { impl: ServiceImpl<typeof Filesystem>; dispose: () => Promise<void> } {
   const watches = new WatchGroup();
+  deps.metrics.observe("watchers", "File watchers open (streamed and polled)", () => watches.size);
   const polled = new PolledWatchers({ watches, maxEvents: deps.config.watcherMaxEvents, idleMs: deps.config.watcherIdleMs });
   return {
     impl: {

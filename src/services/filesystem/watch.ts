@@ -58,6 +58,11 @@ export class WatchGroup {
     return watch;
   }
 
+  /** Watches open now, streamed and polled alike. */
+  get size(): number {
+    return this.watches.size;
+  }
+
   async closeAll(): Promise<void> {
     const reason = new ConnectError("the agent is shutting down", Code.Unavailable);
     await Promise.allSettled([...this.watches].map((watch) => watch.close(reason)));

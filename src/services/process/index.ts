@@ -20,10 +20,11 @@ export interface ProcessServiceOptions {
 }
 
 export function createProcessService(
-  _deps: ServiceDeps,
+  deps: ServiceDeps,
   options: ProcessServiceOptions = {},
 ): { impl: ServiceImpl<typeof Process>; dispose: () => Promise<void> } {
   const table = new ProcessTable();
+  deps.metrics.observe("processes", "Processes running", () => table.running().length);
   const defaultEnv = options.defaultEnv ?? {};
   return {
     impl: {
