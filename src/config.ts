@@ -29,6 +29,7 @@ export const OPTIONS = {
   watcherMaxEvents: { flag: "--watcher-max-events", env: "SANDBOX_AGENT_WATCHER_MAX_EVENTS", kind: "int", min: 1, help: "events a polled watcher buffers before reporting an overflow (default 10000)" },
   executionTimeoutMs: { flag: "--execution-timeout-ms", env: "SANDBOX_AGENT_EXECUTION_TIMEOUT_MS", kind: "int", min: 0, help: "time limit of an execution that sends no Connect-Timeout-Ms; 0 means none (default 300000)" },
   kernelPoolSize: { flag: "--kernel-pool-size", env: "SANDBOX_AGENT_KERNEL_POOL_SIZE", kind: "int", min: 0, max: 16, help: "Python kernels kept started for new contexts of the default user (default 1)" },
+  maxContexts: { flag: "--max-contexts", env: "SANDBOX_AGENT_MAX_CONTEXTS", kind: "int", min: 1, max: 1024, help: "execution contexts (kernels) alive at once; at the limit the least recently used idle one is shut down (default 16)" },
   languagesFile: { flag: "--languages-file", env: "SANDBOX_AGENT_LANGUAGES_FILE", kind: "path", help: "JSON file mapping language names to kernelspecs, over the built-in table" },
   logLevel: { flag: "--log-level", env: "SANDBOX_AGENT_LOG_LEVEL", kind: "string", help: "fatal, error, warn, info, debug, trace or silent (default info)" },
   config: { flag: "--config", env: "SANDBOX_AGENT_CONFIG", kind: "path", help: "JSON file with any of these options by name" },
@@ -48,6 +49,7 @@ export interface Config {
   watcherMaxEvents: number;
   executionTimeoutMs: number;
   kernelPoolSize: number;
+  maxContexts: number;
   languagesFile: string | undefined;
   logLevel: string;
 }
@@ -61,6 +63,7 @@ export const DEFAULTS = {
   watcherMaxEvents: 10_000,
   executionTimeoutMs: 300_000,
   kernelPoolSize: 1,
+  maxContexts: 16,
   logLevel: "info",
 } as const;
 
@@ -160,7 +163,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const logLevel = pick("logLevel") ?? DEFAULTS.logLevel;
   if (!LOG_LEVELS.has(logLevel)) throw new ConfigError(`${OPTIONS.logLevel.flag} must be one of ${[...LOG_LEVELS].join(", ")}`);
 
-  const int = (name: "port" | "uploadMaxBytes" | "watcherIdleMs" | "watcherMaxEvents" | "executionTimeoutMs" | "kernelPoolSize"): number => {
+  const int = (name: "port" | "uploadMaxBytes" | "watcherIdleMs" | "watcherMaxEvents" | "executionTimeoutMs" | "kernelPoolSize" | "maxContexts"): number => {
     const value = pick(name);
     return value === undefined ? DEFAULTS[name] : toInt(name, value);
   };
@@ -176,6 +179,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     watcherMaxEvents: int("watcherMaxEvents"),
     executionTimeoutMs: int("executionTimeoutMs"),
     kernelPoolSize: int("kernelPoolSize"),
+    maxContexts: int("maxContexts"),
     languagesFile: pick("languagesFile"),
     logLevel,
   };
@@ -207,6 +211,7 @@ export function configWith(overrides: Partial<Config>): Config {
     executionTimeoutMs: DEFAULTS.executionTimeoutMs,
     // Embedded and test agents start no kernels they were not asked for.
     kernelPoolSize: 0,
+    maxContexts: DEFAULTS.maxContexts,
     languagesFile: undefined,
     logLevel: "silent",
     ...overrides,

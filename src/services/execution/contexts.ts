@@ -2,6 +2,10 @@
  * The contexts the agent holds: each one a kernel, the language and cwd it was asked for, its
  * owner, and the line its executions wait in. Default contexts (Execute with no context id) are
  * one per user and language, created on first use.
+ *
+ * Their number is capped: the JS SDK's runCode without a context creates a new one on every call
+ * and never destroys it, so without a cap each call would leave a kernel running. At the cap, a
+ * new context replaces the least recently used idle one, whose id then says why it is gone.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { randomUUID } from "node:crypto";
@@ -33,14 +37,22 @@ export interface ExecutionContext {
   /** Why the kernel died, until an execution has told someone. */
   deathUnreported: string | undefined;
   destroyed: boolean;
+  /** When it was last created, looked up or executed in (for choosing what to shut down at the cap). */
+  lastUsed: number;
+  /** Set when it is a caller's default context for a language. */
+  defaultKey: string | undefined;
 }
 
 const DEFAULT_LANGUAGE = "python";
+
+/** How many ids of contexts shut down at the cap are remembered, to say why they are gone. */
+const REMEMBERED_EVICTIONS = 1024;
 
 export class ContextRegistry {
   private readonly byId = new Map<string, ExecutionContext>();
   private readonly defaults = new Map<string, Promise<ExecutionContext>>();
   private readonly creating = new Set<Promise<unknown>>();
+  private readonly evicted = new Map<string, string>();
   private disposed = false;
 
   constructor(
@@ -48,7 +60,35 @@ export class ContextRegistry {
     private readonly pool: KernelPool | undefined,
     private readonly log?: Logger,
     private readonly kernelEvents?: Metrics["kernelEvents"],
+    private readonly maxContexts = Number.POSITIVE_INFINITY,
   ) {}
+
+  /**
+   * Makes room for one more context: at the cap, the least recently used context with nothing
+   * running or waiting is shut down. With every context busy, the caller is told to free one.
+   */
+  private makeRoom(): void {
+    if (this.byId.size + this.creating.size < this.maxContexts) return;
+    let victim: ExecutionContext | undefined;
+    for (const context of this.byId.values()) {
+      if (context.queue.length === 0 && (victim === undefined || context.lastUsed < victim.lastUsed)) victim = context;
+    }
+    if (victim === undefined) {
+      throw new ConnectError(`all ${this.maxContexts} contexts are busy: destroy one, or raise --max-contexts`, Code.ResourceExhausted);
+    }
+    this.forget(victim);
+    this.evicted.set(victim.id, `it was shut down to make room for a newer one (at most ${this.maxContexts} contexts, --max-contexts)`);
+    if (this.evicted.size > REMEMBERED_EVICTIONS) this.evicted.delete(this.evicted.keys().next().value!);
+    this.log?.info({ context: victim.id, language: victim.language }, "context shut down at the context limit");
+    void victim.kernel.shutdown();
+  }
+
+  /** Takes a context out of every index; its kernel is the caller's to shut down. */
+  private forget(context: ExecutionContext): void {
+    context.destroyed = true;
+    this.byId.delete(context.id);
+    if (context.defaultKey !== undefined) this.defaults.delete(context.defaultKey);
+  }
 
   private async directory(cwd: string, user: User): Promise<string> {
     let directory: string;
@@ -77,6 +117,8 @@ export class ContextRegistry {
       throw err;
     }
     const directory = await this.directory(cwd, user);
+    // No await between this check and tracking the job below, so concurrent creates count each other.
+    this.makeRoom();
     // Tracked until settled, so dispose() waits for a kernel still starting and stops it too.
     const job = (async () => {
       const started = await this.startKernel(wanted, directory, user, resolved.factory);
@@ -106,6 +148,8 @@ export class ContextRegistry {
       countRestart: () => this.kernelEvents?.inc({ event: "restart" }),
       deathUnreported: undefined,
       destroyed: false,
+      lastUsed: Date.now(),
+      defaultKey: undefined,
     };
     this.kernelEvents?.inc({ event: "start" });
     kernel.onDeath((reason) => {
@@ -137,10 +181,14 @@ export class ContextRegistry {
 
   get(id: string, user: User): ExecutionContext {
     const context = this.byId.get(id);
-    if (context === undefined) throw new ConnectError(`context ${JSON.stringify(id)} not found`, Code.NotFound);
+    if (context === undefined) {
+      const why = this.evicted.get(id);
+      throw new ConnectError(`context ${JSON.stringify(id)} not found${why === undefined ? "" : `: ${why}`}`, Code.NotFound);
+    }
     if (context.owner.name !== user.name && user.uid !== 0) {
       throw new ConnectError(`context ${JSON.stringify(id)} belongs to another user`, Code.PermissionDenied);
     }
+    context.lastUsed = Date.now();
     return context;
   }
 
@@ -151,21 +199,23 @@ export class ContextRegistry {
     const key = `${user.name}\u0000${canonical}`;
     let context = this.defaults.get(key);
     if (context === undefined) {
-      context = this.create(wanted, "", user);
+      context = this.create(wanted, "", user).then((created) => {
+        created.defaultKey = key;
+        return created;
+      });
       this.defaults.set(key, context);
       // A failed start is not remembered: the next call tries again.
       context.catch(() => this.defaults.delete(key));
     }
-    return context;
+    return context.then((found) => {
+      found.lastUsed = Date.now();
+      return found;
+    });
   }
 
   async destroy(id: string, user: User): Promise<void> {
     const context = this.get(id, user);
-    context.destroyed = true;
-    this.byId.delete(id);
-    for (const [key, value] of this.defaults) {
-      if ((await value.catch(() => undefined)) === context) this.defaults.delete(key);
-    }
+    this.forget(context);
     await context.kernel.shutdown();
   }
 

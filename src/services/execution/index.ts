@@ -34,7 +34,7 @@ export function createExecutionServices(deps: ServiceDeps): {
       ? new KernelPool({ size: config.kernelPoolSize, language: POOL_LANGUAGE, user: poolUser, catalog, log })
       : undefined;
   pool?.start();
-  const contexts = new ContextRegistry(catalog, pool, log, deps.metrics.kernelEvents);
+  const contexts = new ContextRegistry(catalog, pool, log, deps.metrics.kernelEvents, config.maxContexts);
   deps.metrics.observe("contexts", "Execution contexts alive", () => contexts.size);
   const executeDeps = { contexts, defaultTimeoutMs: config.executionTimeoutMs, log };
 
