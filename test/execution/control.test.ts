@@ -7,9 +7,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ContextService, ExecutionService } from "../../src/gen/sandboxagent/api_pb.js";
-import { AUTH, client, eventually, startTestAgent, tempDir, type TestAgent } from "../helpers/agent.js";
-import { collect, newContext, run } from "./helpers.js";
+import { ExecutionService } from "../../src/gen/sandboxagent/api_pb.js";
+import { AUTH, client, eventually, type TestAgent } from "../helpers/agent.js";
+import { type ExecutionHarness, newContext, run, startExecutionHarness } from "./helpers.js";
 
 function alive(pid: number): boolean {
   try {
@@ -23,21 +23,17 @@ function alive(pid: number): boolean {
 /** The agent's own limit for callers that send none: short, so runaway cells end quickly here. */
 const SERVER_LIMIT_MS = 1500;
 
+let harness: ExecutionHarness;
 let agent: TestAgent;
-let exec: ReturnType<typeof client<typeof ExecutionService>>;
-let contexts: ReturnType<typeof client<typeof ContextService>>;
-let dir: { path: string; cleanup: () => Promise<void> };
+let exec: ExecutionHarness["exec"];
+let contexts: ExecutionHarness["contexts"];
+let dir: ExecutionHarness["dir"];
 
 beforeAll(async () => {
-  agent = await startTestAgent({ executionTimeoutMs: SERVER_LIMIT_MS });
-  exec = client(ExecutionService, agent.url);
-  contexts = client(ContextService, agent.url);
-  dir = await tempDir("exec-control-");
+  harness = await startExecutionHarness("exec-control-", { executionTimeoutMs: SERVER_LIMIT_MS });
+  ({ agent, exec, contexts, dir } = harness);
 });
-afterAll(async () => {
-  await agent?.close();
-  await dir?.cleanup();
-});
+afterAll(async () => harness?.close());
 
 describe("time limits", () => {
   it("interrupts a runaway cell at the agent's limit, says so, and keeps the context's state", async () => {

@@ -3,14 +3,14 @@
  * the shape a reader checks (stdout, stderr, results, errors, the main result).
  */
 import type { Client } from "@connectrpc/connect";
-import type {
+import {
   ContextService,
-  Error as ExecutionError,
-  ExecuteResponse,
   ExecutionService,
-  Result,
+  type Error as ExecutionError,
+  type ExecuteResponse,
+  type Result,
 } from "../../src/gen/sandboxagent/api_pb.js";
-import { AUTH } from "../helpers/agent.js";
+import { AUTH, client, startTestAgent, tempDir, type TestAgent } from "../helpers/agent.js";
 
 export interface Collected {
   readonly frames: ExecuteResponse[];
@@ -57,4 +57,28 @@ export function collect(frames: ExecuteResponse[]): Collected {
 export async function newContext(contexts: Client<typeof ContextService>, language: string, cwd = ""): Promise<string> {
   const context = await contexts.createContext({ language, cwd }, { headers: AUTH });
   return context.id;
+}
+
+/** A real agent with Execute and Context clients and a scratch directory, as each language's tests use it. */
+export interface ExecutionHarness {
+  readonly agent: TestAgent;
+  readonly exec: Client<typeof ExecutionService>;
+  readonly contexts: Client<typeof ContextService>;
+  readonly dir: { readonly path: string; readonly cleanup: () => Promise<void> };
+  readonly close: () => Promise<void>;
+}
+
+export async function startExecutionHarness(dirPrefix: string, overrides: Parameters<typeof startTestAgent>[0] = {}): Promise<ExecutionHarness> {
+  const agent = await startTestAgent(overrides);
+  const dir = await tempDir(dirPrefix);
+  return {
+    agent,
+    exec: client(ExecutionService, agent.url),
+    contexts: client(ContextService, agent.url),
+    dir,
+    close: async () => {
+      await agent.close();
+      await dir.cleanup();
+    },
+  };
 }

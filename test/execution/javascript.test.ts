@@ -5,29 +5,22 @@
  */
 import { realpath } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ContextService, ExecutionService } from "../../src/gen/sandboxagent/api_pb.js";
 import { findKernelSpecs } from "../../src/kernels/jupyter/kernelspecs.js";
-import { client, startTestAgent, tempDir, type TestAgent } from "../helpers/agent.js";
-import { newContext, run } from "./helpers.js";
+import { type ExecutionHarness, newContext, run, startExecutionHarness } from "./helpers.js";
 
 const installed = await findKernelSpecs();
 const TRICKY = `it's "quoted"\nline $HOME \`x\` \\ ');`;
 
-let agent: TestAgent;
-let exec: ReturnType<typeof client<typeof ExecutionService>>;
-let contexts: ReturnType<typeof client<typeof ContextService>>;
-let dir: { path: string; cleanup: () => Promise<void> };
+let harness: ExecutionHarness;
+let exec: ExecutionHarness["exec"];
+let contexts: ExecutionHarness["contexts"];
+let dir: ExecutionHarness["dir"];
 
 beforeAll(async () => {
-  agent = await startTestAgent();
-  exec = client(ExecutionService, agent.url);
-  contexts = client(ContextService, agent.url);
-  dir = await tempDir("exec-js-");
+  harness = await startExecutionHarness("exec-js-");
+  ({ exec, contexts, dir } = harness);
 });
-afterAll(async () => {
-  await agent?.close();
-  await dir?.cleanup();
-});
+afterAll(async () => harness?.close());
 
 describe.runIf(installed.has("jslab"))("nodejs (tslab jslab kernel)", () => {
   let ctx: string;

@@ -5,27 +5,23 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { mkdir, realpath } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ContextService, ExecutionService, type ExecuteResponse } from "../../src/gen/sandboxagent/api_pb.js";
-import { AUTH, client, startTestAgent, tempDir, TRANSPORT_NAMES, type TestAgent } from "../helpers/agent.js";
-import { collect, newContext, run } from "./helpers.js";
+import { ExecutionService, type ExecuteResponse } from "../../src/gen/sandboxagent/api_pb.js";
+import { AUTH, client, TRANSPORT_NAMES, type TestAgent } from "../helpers/agent.js";
+import { collect, type ExecutionHarness, newContext, run, startExecutionHarness } from "./helpers.js";
 
+let harness: ExecutionHarness;
 let agent: TestAgent;
-let exec: ReturnType<typeof client<typeof ExecutionService>>;
-let contexts: ReturnType<typeof client<typeof ContextService>>;
-let dir: { path: string; cleanup: () => Promise<void> };
+let exec: ExecutionHarness["exec"];
+let contexts: ExecutionHarness["contexts"];
+let dir: ExecutionHarness["dir"];
 let ctx: string;
 
 beforeAll(async () => {
-  agent = await startTestAgent();
-  exec = client(ExecutionService, agent.url);
-  contexts = client(ContextService, agent.url);
-  dir = await tempDir("exec-python-");
+  harness = await startExecutionHarness("exec-python-");
+  ({ agent, exec, contexts, dir } = harness);
   ctx = await newContext(contexts, "python", dir.path);
 });
-afterAll(async () => {
-  await agent?.close();
-  await dir?.cleanup();
-});
+afterAll(async () => harness?.close());
 
 describe("python: results and output", () => {
   it("ends a successful execution with one main result carrying the trailing expression", async () => {

@@ -3,28 +3,21 @@
  */
 import { realpath } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ContextService, ExecutionService } from "../../src/gen/sandboxagent/api_pb.js";
-import { AUTH, client, startTestAgent, tempDir, type TestAgent } from "../helpers/agent.js";
-import { newContext, run } from "./helpers.js";
+import { AUTH } from "../helpers/agent.js";
+import { type ExecutionHarness, newContext, run, startExecutionHarness } from "./helpers.js";
 
-let agent: TestAgent;
-let exec: ReturnType<typeof client<typeof ExecutionService>>;
-let contexts: ReturnType<typeof client<typeof ContextService>>;
-let dir: { path: string; cleanup: () => Promise<void> };
+let harness: ExecutionHarness;
+let exec: ExecutionHarness["exec"];
+let contexts: ExecutionHarness["contexts"];
+let dir: ExecutionHarness["dir"];
 let ctx: string;
 
 beforeAll(async () => {
-  // No Python pool: this file starts only R kernels.
-  agent = await startTestAgent();
-  exec = client(ExecutionService, agent.url);
-  contexts = client(ContextService, agent.url);
-  dir = await tempDir("exec-r-");
+  harness = await startExecutionHarness("exec-r-");
+  ({ exec, contexts, dir } = harness);
   ctx = await newContext(contexts, "r", dir.path);
 });
-afterAll(async () => {
-  await agent?.close();
-  await dir?.cleanup();
-});
+afterAll(async () => harness?.close());
 
 describe("r", () => {
   it("keeps state and gives the last value as the main result", async () => {
