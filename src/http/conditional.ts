@@ -3,6 +3,7 @@
  * Last-Modified per file, and the evaluation order of §13.2.2.
  */
 import type { BigIntStats } from "node:fs";
+import { httpDateSeconds } from "./http-date.js";
 
 export interface Validators {
   /** Strong: inode, size and nanosecond mtime change whenever the bytes can have changed. */
@@ -41,12 +42,6 @@ function matchesAny(header: string, etag: string, weak: boolean): boolean {
     if (weak) return opaque(tag) === opaque(etag);
     return !tag.startsWith("W/") && !etag.startsWith("W/") && tag === etag;
   });
-}
-
-/** Seconds since the epoch of an HTTP date, or undefined when it is not one (then it is ignored). */
-function httpDateSeconds(header: string): number | undefined {
-  const ms = Date.parse(header);
-  return Number.isNaN(ms) ? undefined : Math.floor(ms / 1000);
 }
 
 /** What the preconditions decide before Range is looked at. */

@@ -21,9 +21,15 @@ const READ_CHUNK_BYTES = 256 * 1024;
 /** O_NONBLOCK so that opening a FIFO cannot hang the request; it is refused right after. */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
 
+/**
+ * The scheme and authority of an absolute-form request target (`GET http://host/download/x`),
+ * which servers must accept (RFC 9112 §3.2.2) and the router already strips for matching.
+ */
+const ABSOLUTE_FORM_ORIGIN = /^https?:\/\/[^/?]*/i;
+
 /** The URL path after `/download/`, still percent-encoded (taken from the raw URL, decoded once by us). */
 function encodedRest(req: FastifyRequest): string {
-  const url = req.url;
+  const url = req.url.replace(ABSOLUTE_FORM_ORIGIN, "");
   const query = url.indexOf("?");
   const path = query < 0 ? url : url.slice(0, query);
   return path.startsWith(PREFIX) ? path.slice(PREFIX.length) : "";

@@ -23,10 +23,10 @@ function parseSpec(text: string): Spec | undefined {
   if (match === null) return undefined;
   const [, first, last, suffix] = match;
   if (suffix !== undefined) return { suffix: Number(suffix) };
-  const from = Number(first);
-  const to = last === "" || last === undefined ? undefined : Number(last);
-  if (to !== undefined && to < from) return undefined; // invalid, so the whole header is ignored
-  return { first: from, last: to };
+  const hasLast = last !== undefined && last !== "";
+  // Compared as the integers they spell: past 2^53 (or 309 digits) doubles tie where they differ.
+  if (hasLast && BigInt(last) < BigInt(first!)) return undefined; // invalid, so the whole header is ignored
+  return { first: Number(first), last: hasLast ? Number(last) : undefined };
 }
 
 function resolveSpec(spec: Spec, size: number): RangeRequest {

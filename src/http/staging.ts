@@ -20,7 +20,9 @@ const HINT_MAX_BYTES = 100;
 const WRITE_CHUNK_BYTES = 256 * 1024;
 
 function hintFrom(name: string): string {
-  let hint = name === "" ? "file" : name;
+  // A name the upload goes on to refuse (a NUL byte) still needs a temporary file it can open.
+  const usable = name.replace(/\0/g, "");
+  let hint = usable === "" ? "file" : usable;
   while (Buffer.byteLength(hint) > HINT_MAX_BYTES) hint = hint.slice(0, -1);
   return hint;
 }

@@ -73,7 +73,8 @@ async function placeOne(given: string | undefined, fileName: string | undefined,
       throw new HttpError(409, `cannot write ${target}: it is a directory`);
     }
     const name = baseNameOf(fileName, target);
-    return { target: posix.join(target, name), shown: posix.join(given, name) };
+    // Resolved like any other path: the name may hold a NUL byte, or make the path too long.
+    return { target: resolve(posix.join(target, name), caller), shown: posix.join(given, name) };
   }
   return { target, shown: given };
 }

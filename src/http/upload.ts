@@ -37,6 +37,9 @@ function queryPath(req: FastifyRequest): string | undefined {
   return path === "" ? undefined : path;
 }
 
+/** Authorised by a signed URL, which allows writing its own path only (see access.ts). */
+const isSigned = (req: FastifyRequest): boolean => queryValue(req, "signature") !== undefined;
+
 const probe: Probe = async (path) => {
   try {
     return (await stat(path)).isDirectory() ? "directory" : "other";
@@ -92,9 +95,12 @@ async function receivePart(
   const caller = req.caller;
   const known = firstNonEmpty(fieldsSoFar.get("path")) ?? queryPath(req);
   const guess = await tentativeTarget(known, part.fileName, caller, probe);
-  const dir = await nearestDirectory(guess === undefined ? caller.home : posix.dirname(guess));
   let file: StagedFile;
   try {
+    // A guess outside a signed URL's path dooms the form (a path field outside it always wins):
+    // refuse now rather than stage the bytes there, where the URL never allowed writing.
+    if (guess !== undefined && isSigned(req)) checkSignedScope([{ target: guess, shown: guess }], queryPath(req) ?? "/", caller);
+    const dir = await nearestDirectory(guess === undefined ? caller.home : posix.dirname(guess));
     file = await StagedFile.create(dir, posix.basename(guess ?? part.fileName ?? "file"));
   } catch (err) {
     part.stream.resume();
@@ -157,7 +163,7 @@ async function storeForm(req: FastifyRequest, reply: FastifyReply, config: Confi
       probe,
     );
     // A signed URL authorises its own path only; its query path is what was signed.
-    if (queryValue(req, "signature") !== undefined) checkSignedScope(placements, queryPath(req) ?? "/", req.caller);
+    if (isSigned(req)) checkSignedScope(placements, queryPath(req) ?? "/", req.caller);
 
     // Everything that can fail happens before the first rename, so a bad file in a form of
     // several leaves all targets as they were.
