@@ -8,6 +8,7 @@ import { spawn, type IPty } from "node-pty";
 import type { Child, ChildHooks, SpawnRequest } from "./child.js";
 import type { Exit } from "./exit-status.js";
 import { SpawnError } from "./executable.js";
+import { readRestBeforeDestroy } from "./pty-drain.js";
 
 export function spawnPty(request: SpawnRequest, size: { readonly cols: number; readonly rows: number }, hooks: ChildHooks): Child {
   const { launch } = request;
@@ -30,8 +31,10 @@ export function spawnPty(request: SpawnRequest, size: { readonly cols: number; r
   });
   // With encoding null node-pty hands out Buffers, though its typings say string.
   term.onData((data: string | Buffer) => hooks.onOutput("pty", typeof data === "string" ? Buffer.from(data, "utf8") : data));
-  // node-pty reports the exit once the terminal has been read to the end (or, when a background
-  // process keeps it open, shortly after): the output is complete by then.
+  readRestBeforeDestroy(term, (chunk) => hooks.onOutput("pty", chunk));
+  // node-pty reports the exit once the terminal has been read to the end, or shortly after when
+  // it could not be (a background process keeps it open, reading was paused, a wake-up was lost);
+  // readRestBeforeDestroy reads what is left then, so the output is complete either way.
   term.onExit(({ exitCode, signal }) => {
     const exit: Exit = signal ? { kind: "signaled", signal } : { kind: "exited", code: exitCode };
     hooks.onExit(exit);
