@@ -6,7 +6,7 @@
  * the watch.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { watch as chokidarWatch } from "chokidar";
+import { FSWatcher, type ChokidarOptions } from "chokidar";
 import type { Stats } from "node:fs";
 import { stat } from "node:fs/promises";
 import { posix } from "node:path";
@@ -83,7 +83,7 @@ async function openWatch(
   }
   if (!st.isDirectory()) throw new ConnectError(`invalid path: watch ${path}: not a directory`, Code.InvalidArgument);
 
-  const watcher = chokidarWatch(path, {
+  const watcher = watchOnce(path, {
     ignoreInitial: true,
     // Promptness comes first; the coalescer, not chokidar's delays, keeps bursts small.
     atomic: false,
@@ -167,6 +167,30 @@ async function openWatch(
     );
   });
   return watch;
+}
+
+/**
+ * chokidar 4.0.3 reopens a closed watcher: when a watched path goes away it may call its own
+ * `add` (to "watch for its return") after `close()`, and `add` clears the closed state. Closing
+ * the watch when its root is removed does exactly that: the late `add` watched the parent
+ * directory, a handle nobody closes, which kept the agent's process from ever exiting. A watcher
+ * that was closed refuses to be added to again.
+ */
+class ClosedStaysClosed extends FSWatcher {
+  private closedForGood = false;
+
+  override add(...args: Parameters<FSWatcher["add"]>): FSWatcher {
+    return this.closedForGood ? this : super.add(...args);
+  }
+
+  override close(): Promise<void> {
+    this.closedForGood = true;
+    return super.close();
+  }
+}
+
+function watchOnce(path: string, options: ChokidarOptions): FSWatcher {
+  return new ClosedStaysClosed(options).add(path);
 }
 
 const isWatchOf = (details: unknown, path: string): boolean =>
