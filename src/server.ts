@@ -15,6 +15,11 @@ import { metricsRoutes } from "./http/metrics.js";
 import { uploadRoutes } from "./http/upload.js";
 import { createOnePortServer, type RequestHandler } from "./net/one-port.js";
 import { authInterceptor } from "./services/caller.js";
+import { blameClientForMalformedRequests } from "./services/client-faults.js";
+import { clampDeadlines } from "./services/deadlines.js";
+import { boundGrpcMessages } from "./services/grpc-trailers.js";
+import { wrapRouterHandlers } from "./services/handler-wrap.js";
+import { jsonRequestDecoder } from "./services/json-input.js";
 import { createServices } from "./services/index.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 
@@ -34,6 +39,15 @@ export interface Agent {
 
 /** Large enough for any single message we accept (file payloads go through /upload, not RPCs). */
 const RPC_READ_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * connect-es reads `textDecoder` from its JSON options (JsonSerializationOptions) though the plugin's
+ * type does not list it; a variable, not a literal, so the extra property passes (see json-input.ts).
+ */
+const RPC_JSON_OPTIONS: { ignoreUnknownFields: boolean; textDecoder: typeof jsonRequestDecoder } = {
+  ignoreUnknownFields: true,
+  textDecoder: jsonRequestDecoder,
+};
 
 export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
   const app = Fastify({
@@ -71,12 +85,16 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
   });
 
   await app.register(fastifyConnectPlugin, {
-    routes: services.routes,
+    routes: (router) => {
+      services.routes(router);
+      // Fixes to how connect-es answers, around every RPC on every protocol (handler-wrap.ts).
+      wrapRouterHandlers(router, (handler) => clampDeadlines(boundGrpcMessages(blameClientForMalformedRequests(handler))));
+    },
     interceptors: [authInterceptor({ token: config.accessToken, defaultUser: config.defaultUser })],
     // The JS SDK rejects compressed frames; still accept compressed requests from other clients.
     compressMinBytes: Number.MAX_SAFE_INTEGER,
     readMaxBytes: RPC_READ_MAX_BYTES,
-    jsonOptions: { ignoreUnknownFields: true },
+    jsonOptions: RPC_JSON_OPTIONS,
   });
 
   // Unknown routes: without the token, say nothing about what exists.

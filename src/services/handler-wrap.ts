@@ -1,0 +1,52 @@
+/**
+ * Fixes to how connect-es serves requests are applied around its per-RPC handlers (see
+ * client-faults.ts, deadlines.ts, grpc-trailers.ts): the one layer every protocol and every kind
+ * of RPC passes through, and that connect-es lets a routes callback reach.
+ */
+import type { ConnectRouter } from "@connectrpc/connect";
+import type { UniversalHandler, UniversalHandlerFn } from "@connectrpc/connect/protocol";
+
+export type HandlerWrap = (next: UniversalHandlerFn) => UniversalHandlerFn;
+
+/** Replaces every handler the router holds with `wrap` of it. */
+export function wrapRouterHandlers(router: ConnectRouter, wrap: HandlerWrap): void {
+  // The fastify plugin reads `router.handlers` after the routes callback returns: replacing the
+  // entries in place is how a routes callback can wrap them.
+  const handlers = router.handlers;
+  for (let i = 0; i < handlers.length; i++) {
+    const handler = handlers[i]!;
+    handlers[i] = Object.assign(wrap(handler), {
+      protocolNames: handler.protocolNames,
+      service: handler.service,
+      method: handler.method,
+      requestPath: handler.requestPath,
+      allowedMethods: handler.allowedMethods,
+      supportedContentType: handler.supportedContentType,
+    }) satisfies UniversalHandler;
+  }
+}
+
+/**
+ * Maps each chunk and runs `atEnd` once the body is done. `throw` and `return` are forwarded as
+ * they are (an async generator would turn a write error's `throw` into a `return`), so the
+ * handler still learns why its response was cut short.
+ */
+export function mapBody(body: AsyncIterable<Uint8Array>, map: (chunk: Uint8Array) => Uint8Array, atEnd?: () => void): AsyncIterable<Uint8Array> {
+  return {
+    [Symbol.asyncIterator]() {
+      const inner = body[Symbol.asyncIterator]();
+      return {
+        async next() {
+          const result = await inner.next();
+          if (result.done === true) {
+            atEnd?.();
+            return result;
+          }
+          return { done: false, value: map(result.value) };
+        },
+        throw: (e?: unknown) => inner.throw?.(e) ?? Promise.reject(e),
+        return: (value?: unknown) => inner.return?.(value) ?? Promise.resolve({ done: true, value: undefined }),
+      };
+    },
+  };
+}
