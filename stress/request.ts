@@ -57,6 +57,20 @@ export function faultOf(spec: RequestSpec, outcome: Outcome): string | undefined
   return undefined;
 }
 
+/** A request for a report: the body in base64 (it may be any bytes), long parts cut, no token. */
+export function describeSpec(spec: RequestSpec): string {
+  const body = Buffer.concat((spec.raw ? [spec.raw] : (spec.body ?? [])).map((c) => Buffer.from(c)));
+  const shown = body.length > 512 ? `${body.subarray(0, 512).toString("base64")}… (${body.length} bytes)` : body.toString("base64");
+  const headers = spec.headers.filter(([name]) => name !== "x-access-token").map(([name, value]) => [name, value.slice(0, 200)]);
+  return JSON.stringify({ family: spec.family, transport: spec.transport, method: spec.method, target: spec.target.slice(0, 300), headers, body: shown, cutAfter: spec.cutAfter });
+}
+
+/** An answer for a report. */
+export function describeOutcome(outcome: Outcome): string {
+  const flags = [outcome.timedOut ? "timed out" : "", outcome.closedWithoutResponse ? "closed" : "", outcome.missingStatus ? "no status" : ""].filter(Boolean);
+  return `${outcome.status} ${outcome.code ?? "-"}${flags.length > 0 ? ` (${flags.join(", ")})` : ""} ${JSON.stringify(outcome.excerpt.slice(0, 200))}`;
+}
+
 const GRPC_CODES = [
   "ok", "canceled", "unknown", "invalid_argument", "deadline_exceeded", "not_found", "already_exists",
   "permission_denied", "resource_exhausted", "failed_precondition", "aborted", "out_of_range",

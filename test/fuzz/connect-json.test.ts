@@ -1,0 +1,27 @@
+/**
+ * Property: a Connect request with a JSON body (valid random messages, and mutated ones: wrong types,
+ * unknown fields, deep nesting, invalid UTF-8, truncation),
+ * for any RPC the agent serves and in any protocol shape, gets no answer that only a server defect
+ * gives (a 5xx outside Connect, internal/unknown/data_loss, no status, or nothing). Afterwards the
+ * agent answers /health and holds no watcher or process a request opened, and once closed it has
+ * let go of every handle. Requests: stress/arbitraries/connect.ts, family "connect-json".
+ */
+import { afterAll, beforeAll, describe, it } from "vitest";
+import { connectFamily } from "../../stress/arbitraries/connect.js";
+import { startFuzzTarget, type FuzzTarget } from "./connect-target.js";
+
+let target: FuzzTarget;
+beforeAll(async () => {
+  target = await startFuzzTarget();
+});
+afterAll(async () => {
+  await target?.close();
+});
+
+describe("Connect JSON bodies, every RPC (property)", () => {
+  it("are answered without a server fault, and leave the agent healthy with nothing running", async () => {
+    await target.check(connectFamily(target.ctx, "connect-json"), 300);
+    await target.expectClean();
+    await target.closeAndExpectReleased();
+  }, 180_000);
+});
