@@ -11,7 +11,10 @@
  *    "\ud800"}) made the gRPC and gRPC-web answers end without any status (HTTP/2: an empty 200;
  *    HTTP/1.1: no answer at all): the error message quoted it and encodeURIComponent threw
  *    (src/services/json-input.ts).
- * 4. An error message quoting a huge request field (a 200 KiB context id) became a gRPC trailer
+ * 4. JSON that does not parse and holds characters outside the BMP did the same: V8's parse error
+ *    quotes an excerpt cut by UTF-16 units, which split a surrogate pair (found by the live
+ *    campaign, `npm run fuzz`; src/services/json-input.ts).
+ * 5. An error message quoting a huge request field (a 200 KiB context id) became a gRPC trailer
  *    too large for clients: the stream was reset instead of answering not_found
  *    (src/services/grpc-trailers.ts).
  */
@@ -154,9 +157,60 @@ describe("a JSON string with an unpaired surrogate escape", () => {
     expect(() => jsonRequestDecoder.decode(json("{\"\\udfff\":1}"))).toThrow(/unpaired UTF-16 surrogate/);
     expect(jsonRequestDecoder.decode(json("{\"path\":\"\\ud83d\\ude00\"}"))).toBe("{\"path\":\"\\ud83d\\ude00\"}");
     expect(jsonRequestDecoder.decode(json("{\"path\":\"\\\\ud800\"}"))).toBe("{\"path\":\"\\\\ud800\"}");
-    expect(jsonRequestDecoder.decode(json("not json \\ud800"))).toBe("not json \\ud800");
+    expect(() => jsonRequestDecoder.decode(json("not json \\ud800"))).toThrow(/cannot decode message from JSON/);
   });
 });
+
+describe("JSON that does not parse, with characters outside the BMP", () => {
+  /** Invalid JSON whose parse error quotes the text just before the NaN: one of these cuts a pair. */
+  const texts = [0, 1, 2, 3].map((pad) => `{"tag":"${"\u{1F600}".repeat(20)}${"a".repeat(pad)}","pty":NaN}`);
+  const parseError = (text: string): string => {
+    try {
+      JSON.parse(text);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    throw new Error(`parsed: ${text}`);
+  };
+  it("is a case V8 quotes with a split pair (the premise of this test)", () => {
+    expect(texts.some((text) => encodeURIComponentFails(parseError(text)))).toBe(true);
+  });
+  it("the decoder refuses it with a message that can be percent-encoded", () => {
+    for (const text of texts) {
+      let message = "";
+      try {
+        jsonRequestDecoder.decode(new TextEncoder().encode(text));
+      } catch (e) {
+        message = (e as ConnectError).rawMessage;
+      }
+      expect(message).toMatch(/^cannot decode message from JSON: /);
+      expect(encodeURIComponentFails(message), message).toBe(false);
+    }
+  });
+  for (const shape of ["connect-unary", "connect-stream", "grpc", "grpc-web"] as const) {
+    const rpc = shape === "connect-stream" ? "Filesystem/WatchDir" : "Process/Update";
+    for (const transport of shape === "grpc" ? (["h2"] as const) : (["http1", "h2"] as const)) {
+      it(`${rpc} over ${shape} (${transport}): invalid_argument, with a status`, async () => {
+        for (const text of texts) {
+          const message = new TextEncoder().encode(text);
+          const outcome = await call(shape, "json", rpc, shape === "connect-unary" ? message : frame(0, message), [], transport);
+          expect(outcome.timedOut).toBeUndefined();
+          expect(outcome.missingStatus).toBeUndefined();
+          expect(outcome.code, outcome.excerpt).toBe("invalid_argument");
+        }
+      });
+    }
+  }
+});
+
+function encodeURIComponentFails(text: string): boolean {
+  try {
+    encodeURIComponent(text);
+    return false;
+  } catch {
+    return true;
+  }
+}
 
 describe("a deadline longer than a timer can hold", () => {
   const sleep = new TextEncoder().encode(JSON.stringify({ process: { cmd: "sleep", args: ["0.2"] } }));
