@@ -14,7 +14,10 @@
  * 4. JSON that does not parse and holds characters outside the BMP did the same: V8's parse error
  *    quotes an excerpt cut by UTF-16 units, which split a surrogate pair (found by the live
  *    campaign, `npm run fuzz`; src/services/json-input.ts).
- * 5. An error message quoting a huge request field (a 200 KiB context id) became a gRPC trailer
+ * 5. JSON nested millions deep (15 MB of `[`) took the agent to 1.1 GB and blocked its event loop
+ *    for seconds inside JSON.parse before protobuf-es refused it; it is now refused by a scan for
+ *    its depth (found by the live campaign's memory watch; src/services/json-input.ts).
+ * 6. An error message quoting a huge request field (a 200 KiB context id) became a gRPC trailer
  *    too large for clients: the stream was reset instead of answering not_found
  *    (src/services/grpc-trailers.ts).
  */
@@ -25,7 +28,7 @@ import { ContextService } from "../../src/gen/sandboxagent/api_pb.js";
 import { MAX_ENCODED_BYTES } from "../../src/services/grpc-trailers.js";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { blameClientForMalformedRequests } from "../../src/services/client-faults.js";
-import { jsonRequestDecoder } from "../../src/services/json-input.js";
+import { jsonRequestDecoder, MAX_JSON_DEPTH } from "../../src/services/json-input.js";
 import { send, type Outcome, type RequestSpec } from "../../stress/request.js";
 import { client, startTestAgent, type TestAgent } from "../helpers/agent.js";
 
@@ -211,6 +214,28 @@ function encodeURIComponentFails(text: string): boolean {
     return true;
   }
 }
+
+describe("JSON nested deeper than any request message", () => {
+  const encode = (text: string) => new TextEncoder().encode(text);
+  const nested = (depth: number, inner = "") => `${"[".repeat(depth)}${inner}${"]".repeat(depth)}`;
+  it("the decoder refuses it before parsing, and counts only brackets outside strings", () => {
+    expect(() => jsonRequestDecoder.decode(encode(`{"a":${nested(MAX_JSON_DEPTH)}}`))).toThrow(/nested more than 64 deep/);
+    expect(() => jsonRequestDecoder.decode(encode(`{"a":${"{\"b\":".repeat(MAX_JSON_DEPTH)}1${"}".repeat(MAX_JSON_DEPTH)}}`))).toThrow(/nested more than/);
+    const atLimit = `{"a":${nested(MAX_JSON_DEPTH - 1)}}`;
+    expect(jsonRequestDecoder.decode(encode(atLimit))).toBe(atLimit);
+    const inStrings = JSON.stringify({ code: "[".repeat(10_000), quoted: `\\"${"{".repeat(1_000)}` });
+    expect(jsonRequestDecoder.decode(encode(inStrings))).toBe(inStrings);
+  });
+  for (const shape of ["connect-unary", "grpc", "grpc-web"] as const) {
+    it(`Filesystem/Stat over ${shape}: 2,000,000 levels are invalid_argument, refused for their depth`, async () => {
+      const message = encode(nested(2_000_000));
+      const outcome = await call(shape, "json", "Filesystem/Stat", shape === "connect-unary" ? message : frame(0, message));
+      expect(outcome.code, outcome.excerpt).toBe("invalid_argument");
+      // gRPC carries the message in trailers, which an Outcome does not keep; the others in the body.
+      if (shape !== "grpc") expect(decodeURIComponent(outcome.excerpt)).toContain(`nested more than ${MAX_JSON_DEPTH} deep`);
+    });
+  }
+});
 
 describe("a deadline longer than a timer can hold", () => {
   const sleep = new TextEncoder().encode(JSON.stringify({ process: { cmd: "sleep", args: ["0.2"] } }));
