@@ -19,7 +19,8 @@ import type { FuzzContext } from "./arbitraries/context.js";
 import { connectRequests } from "./arbitraries/connect.js";
 import { httpRequests, prepareHttpScratch } from "./arbitraries/http.js";
 import { prepareRpcScratch } from "./arbitraries/rpc-rules.js";
-import { agentMetrics, countFds, rssOf } from "./probe.js";
+import { scrape } from "./leak/snapshot.js";
+import { agentMetrics, countFds, metricValue, rssOf } from "./probe.js";
 import { describeOutcome, describeSpec, faultOf, send, type Outcome, type RequestSpec } from "./request.js";
 
 const { values: args } = parseArgs({
@@ -45,6 +46,15 @@ if (!(seconds > 0) || !(concurrency > 0) || !Number.isInteger(seed)) {
 const REQUEST_TIMEOUT_MS = 15_000;
 /** Memory may rise while caches and pools warm up; beyond this over the warm figure it is growth. */
 const RSS_SLACK_BYTES = 96 * 1024 * 1024;
+/** A rise within one second worth naming the requests in flight. */
+const RSS_JUMP_BYTES = 128 * 1024 * 1024;
+/**
+ * The agent this campaign starts lets go of an unpolled watcher after 1 s and keeps at most two
+ * execution contexts, so that what it holds at the end shows what requests left behind.
+ */
+const OWN_AGENT_ARGS = ["--kernel-pool-size", "0", "--watcher-idle-ms", "1000", "--max-contexts", "2"];
+/** After the last request: streams end at their deadlines, idle watchers expire, children are reaped. */
+const RELEASE_MS = 30_000;
 
 interface Target {
   readonly url: string;
@@ -63,7 +73,7 @@ async function openTarget(): Promise<Target> {
   }
   const token = randomBytes(16).toString("hex");
   const scratch = await mkdtemp(join(tmpdir(), "agent-fuzz-"));
-  const agent = await startAgentProcess(token, ["--kernel-pool-size", "0"]);
+  const agent = await startAgentProcess(token, OWN_AGENT_ARGS);
   return { url: agent.url, token, scratch, agent, rss: () => rssOf(agent.pid), fds: () => countFds(agent.pid) };
 }
 
@@ -80,7 +90,8 @@ async function main(): Promise<number> {
   await prepareHttpScratch(target.scratch);
   const ctx: FuzzContext = { token: target.token, scratch: target.scratch };
   const requests = fc.oneof(httpRequests(ctx), connectRequests(ctx));
-  const deadline = Date.now() + seconds * 1000;
+  const started = Date.now();
+  const deadline = started + seconds * 1000;
   const findings: Finding[] = [];
   const byFamily = new Map<string, number>();
   let sent = 0;
@@ -93,11 +104,18 @@ async function main(): Promise<number> {
 
   const startFds = await target.fds();
   const rssSamples: number[] = [];
+  const inFlight = new Set<RequestSpec>();
   const watchdog = (async () => {
     while (running()) {
       const health = await send(target.url, { family: "health", transport: "http1", method: "GET", target: "/health", headers: [] }, { timeoutMs: 5_000 });
       if (health.status !== 200 && running()) findings.push({ reason: `/health answered ${health.timedOut ? "nothing within 5 s" : health.status}` });
-      rssSamples.push(await target.rss());
+      const rss = await target.rss();
+      const previous = rssSamples.at(-1);
+      // Not a fault by itself (memory that comes back is judged at the end): says what was running.
+      if (previous !== undefined && rss > previous + RSS_JUMP_BYTES) {
+        console.error(`fuzz: rss ${mb(previous)} MB -> ${mb(rss)} MB in a second; in flight: ${[...inFlight].map(describeSpec).join("\n  ")}`);
+      }
+      rssSamples.push(rss);
       await new Promise((resolve) => setTimeout(resolve, 1_000));
     }
   })();
@@ -107,7 +125,9 @@ async function main(): Promise<number> {
       const specs = fc.sample(requests, { seed: seed + index * 1_000_003 + batch, numRuns: 50 });
       for (const spec of specs) {
         if (!running()) return;
+        inFlight.add(spec);
         const outcome = await send(target.url, spec, { timeoutMs: REQUEST_TIMEOUT_MS });
+        inFlight.delete(spec);
         sent++;
         byFamily.set(spec.family, (byFamily.get(spec.family) ?? 0) + 1);
         const fault = faultOf(spec, outcome);
@@ -119,12 +139,19 @@ async function main(): Promise<number> {
   await Promise.all(Array.from({ length: concurrency }, (_, i) => worker(i)));
   clearInterval(progress);
   await watchdog;
+  // A campaign stops at its first fault: report how long it really ran.
+  const ranSeconds = Math.round((Date.now() - started) / 1000);
 
   // Growth: the last samples against the highest of the first quarter (after warm-up).
   const warm = Math.max(...rssSamples.slice(0, Math.max(1, Math.ceil(rssSamples.length / 4))));
   const endRss = crashed ? Number.NaN : await settledRss(target);
   if (!crashed && endRss > warm + RSS_SLACK_BYTES) {
     findings.push({ reason: `RSS grew from ${mb(warm)} MB to ${mb(endRss)} MB (more than ${mb(RSS_SLACK_BYTES)} MB)` });
+  }
+  const held = crashed ? undefined : await releasedHoldings(target);
+  // An agent aimed at with --url keeps its own watcher idle time: there, what it holds is only reported.
+  if (held !== undefined && target.agent !== undefined && (held.processes > 0 || held.watchers > 0)) {
+    findings.push({ reason: `${RELEASE_MS / 1000} s after the last request the agent still holds ${held.processes} processes and ${held.watchers} watchers` });
   }
   const endFds = crashed ? Number.NaN : await target.fds();
 
@@ -136,11 +163,33 @@ async function main(): Promise<number> {
   const families = [...byFamily.entries()].sort().map(([f, n]) => `${f} ${n}`).join(", ");
   console.error(`fuzz: by family: ${families}`);
   console.log(
-    `fuzz: ${sent} requests in ${seconds} s (seed ${seed}), ${findings.length} faults, rss ${mb(warm)} MB -> ${mb(endRss)} MB, fds ${startFds} -> ${endFds}, agent ${crashed ? "CRASHED" : "alive"}`,
+    `fuzz: ${sent} requests in ${ranSeconds} s (seed ${seed}), ${findings.length} faults, rss ${mb(warm)} MB -> ${mb(endRss)} MB, fds ${startFds} -> ${endFds}, held processes ${held?.processes ?? "?"}, watchers ${held?.watchers ?? "?"}, contexts ${held?.contexts ?? "?"}, agent ${crashed ? "CRASHED" : "alive"}`,
   );
   await target.agent?.stop();
   if (target.agent) await rm(target.scratch, { recursive: true, force: true });
   return findings.length === 0 ? 0 : 1;
+}
+
+interface Holdings {
+  readonly processes: number;
+  readonly watchers: number;
+  readonly contexts: number;
+}
+
+/** The agent's own gauges once processes and watchers are gone, or as they are after RELEASE_MS. */
+async function releasedHoldings(target: Target): Promise<Holdings> {
+  const read = async (): Promise<Holdings> => {
+    const text = await scrape(target.url, target.token);
+    const gauge = (name: string): number => metricValue(text, `sandbox_agent_${name}`);
+    return { processes: gauge("processes"), watchers: gauge("watchers"), contexts: gauge("contexts") };
+  };
+  const until = Date.now() + RELEASE_MS;
+  let held = await read();
+  while ((held.processes > 0 || held.watchers > 0) && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    held = await read();
+  }
+  return held;
 }
 
 /** RSS once the last requests have been let go: lowest of a few samples a second apart. */

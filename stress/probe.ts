@@ -88,13 +88,16 @@ export async function agentMetrics(baseUrl: string, token: string): Promise<{ la
 
 /** The figures agentMetrics reads, from a /metrics body fetched some other way. */
 export function parseAgentMetrics(text: string): { lagP99Ms: number; rssBytes: number; fds: number } {
-  const value = (name: string): number => {
-    const match = new RegExp(`^${name} ([0-9.eE+-]+)$`, "m").exec(text);
-    return match ? Number(match[1]) : Number.NaN;
-  };
+  const value = (name: string): number => metricValue(text, name);
   return {
     lagP99Ms: value("sandbox_agent_nodejs_eventloop_lag_p99_seconds") * 1000,
     rssBytes: value("sandbox_agent_process_resident_memory_bytes"),
     fds: value("sandbox_agent_process_open_fds"),
   };
+}
+
+/** One unlabelled sample of a Prometheus text body, or NaN when it is not there. */
+export function metricValue(text: string, name: string): number {
+  const match = new RegExp(`^${name} ([0-9.eE+-]+)$`, "m").exec(text);
+  return match ? Number(match[1]) : Number.NaN;
 }

@@ -4,7 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { request } from "node:http";
-import { resourcesOf, zombiesOf } from "../probe.js";
+import { metricValue, resourcesOf, zombiesOf } from "../probe.js";
 
 /** The gauges the services register with `metrics.observe(...)` (src/services/*\/index.ts). */
 export const GAUGES = ["processes", "watchers", "contexts"] as const;
@@ -61,11 +61,6 @@ export function scrape(baseUrl: string, token: string): Promise<string> {
     req.on("error", reject);
     req.end();
   });
-}
-
-export function metricValue(text: string, name: string): number {
-  const match = new RegExp(`^${name} ([0-9.eE+-]+)$`, "m").exec(text);
-  return match ? Number(match[1]) : Number.NaN;
 }
 
 async function commandLine(pid: number): Promise<string> {
