@@ -1,4 +1,4 @@
-import type { Client } from "@connectrpc/connect";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Process, Signal } from "../../src/gen/sandboxagent/api_pb.js";
 import { AUTH, client, startTestAgent, type TestAgent, type TransportName } from "../helpers/agent.js";
@@ -109,6 +109,37 @@ describe("PTY", () => {
         await c().sendInput({ process: byPid(pid), input: ptyInput("\x04") }, { headers: AUTH });
       }],
     ]);
+    expect(got.end?.exitCode).toBe(0);
+  });
+
+  it("refuses a terminal larger than it agrees to at start", async () => {
+    const got = await drive(c(), { process: { cmd: "cat", args: [], envs: {} }, pty: {} }, [
+      [/^$/, async (pid) => {
+        const huge = await c().update({ process: byPid(pid), pty: { size: { cols: 70_000, rows: 24 } } }, { headers: AUTH }).catch((e: unknown) => e);
+        expect(ConnectError.from(huge).code).toBe(Code.InvalidArgument);
+        await c().sendInput({ process: byPid(pid), input: ptyInput("\x04") }, { headers: AUTH });
+      }],
+    ]);
+    expect(got.end?.exitCode).toBe(0);
+  });
+
+  // Regression (fuzz campaign): once the child closes its side, node-pty closes the terminal
+  // before the exit is reported, and a resize then was ioctl(EBADF) on a closed descriptor
+  // (`internal`), or on whatever file had been given its number since.
+  it("a resize after the child let go of its terminal is failed_precondition", async () => {
+    const stillRuns = "trap '' HUP; exec 0<&- 1>&- 2>&-; sleep 1";
+    const codes: Code[] = [];
+    const got = await drive(c(), { process: { cmd: "sh", args: ["-c", stillRuns], envs: {} }, pty: {} }, [
+      [/^$/, async (pid) => {
+        for (let attempt = 0; attempt < 5; attempt++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          const err = await c().update({ process: byPid(pid), pty: { size: { cols: 100, rows: 30 } } }, { headers: AUTH }).catch((e: unknown) => e);
+          if (err !== undefined) codes.push(ConnectError.from(err).code);
+        }
+      }],
+    ]);
+    // The terminal closes within milliseconds of the child's closing it, long before these.
+    expect(codes).toEqual(Array(5).fill(Code.FailedPrecondition));
     expect(got.end?.exitCode).toBe(0);
   });
 });

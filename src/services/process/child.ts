@@ -29,7 +29,7 @@ export interface Child {
   write(data: Uint8Array): Promise<void>;
   /** EOF on stdin; pipes only. */
   closeInput(): void;
-  /** PTY only. */
+  /** PTY only; throws TerminalClosedError once the terminal has closed. */
   resize(cols: number, rows: number): void;
   /** Stops reading the child's output (it blocks once the kernel buffer is full) / reads again. */
   pause(): void;
@@ -42,3 +42,6 @@ export interface Child {
 
 /** Writing to an input the child (or a client) already closed. */
 export class InputClosedError extends Error {}
+
+/** Resizing a terminal whose other side has closed: the process is on its way out. */
+export class TerminalClosedError extends Error {}

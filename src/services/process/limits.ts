@@ -67,3 +67,5 @@ export const DISPOSE_WAIT_MS = 5_000;
 
 export const DEFAULT_PTY_COLS = 80;
 export const DEFAULT_PTY_ROWS = 24;
+/** The largest terminal we agree to, at start and on resize (the kernel takes 16 bits; nothing real is near this). */
+export const MAX_PTY_SIDE = 10_000;

@@ -12,11 +12,8 @@ import type { User } from "../../users.js";
 import { effectiveUser, LaunchError, launchAs } from "../../user-spawn.js";
 import { buildEnvironment, environmentProblem } from "./environment.js";
 import { checkExecutable, SpawnError } from "./executable.js";
-import { DEFAULT_PTY_COLS, DEFAULT_PTY_ROWS } from "./limits.js";
+import { DEFAULT_PTY_COLS, DEFAULT_PTY_ROWS, MAX_PTY_SIDE } from "./limits.js";
 import type { ProcessPlan } from "./managed-process.js";
-
-/** The largest terminal we agree to (the kernel takes 16 bits; nothing real is near this). */
-const MAX_PTY_SIDE = 10_000;
 
 async function workingDirectory(requested: string | undefined, user: User): Promise<string> {
   let dir: string;

@@ -5,10 +5,10 @@
  */
 import { Code } from "@connectrpc/connect";
 import { spawn, type IPty } from "node-pty";
-import type { Child, ChildHooks, SpawnRequest } from "./child.js";
+import { TerminalClosedError, type Child, type ChildHooks, type SpawnRequest } from "./child.js";
 import type { Exit } from "./exit-status.js";
 import { SpawnError } from "./executable.js";
-import { readRestBeforeDestroy } from "./pty-drain.js";
+import { readRestBeforeDestroy, terminalClosed } from "./pty-drain.js";
 
 export function spawnPty(request: SpawnRequest, size: { readonly cols: number; readonly rows: number }, hooks: ChildHooks): Child {
   const { launch } = request;
@@ -53,7 +53,12 @@ export function spawnPty(request: SpawnRequest, size: { readonly cols: number; r
     closeInput: () => {
       throw new Error("a terminal has no stdin to close");
     },
-    resize: (cols, rows) => pty.resize(cols, rows),
+    resize: (cols, rows) => {
+      // Once the child closes its side, node-pty closes the terminal before it reports the exit;
+      // its descriptor number may already belong to another file, which must not be resized.
+      if (terminalClosed(pty)) throw new TerminalClosedError(`the terminal of process ${pty.pid} has closed: nothing in it holds the other side any more`);
+      pty.resize(cols, rows);
+    },
     destroy: () => {
       // node-pty closes the terminal's master side when the child exits; nothing else to release.
     },

@@ -7,6 +7,8 @@
  * sometimes never woken for a terminal's last output and hang-up (the soak lost `echo` output in
  * about one short PTY session in a thousand). So just before that destroy, the rest is read here.
  *
+ * terminalClosed tells from the same internals whether node-pty has closed the terminal.
+ *
  * This reaches into node-pty's internals (`_socket`, `_fd`; node-pty is pinned in package.json);
  * test/process/pty-exit-output.test.ts fails if they change.
  */
@@ -20,6 +22,12 @@ const REST_MAX_BYTES = 1024 * 1024;
 interface PtyInternals {
   readonly _socket?: Readable;
   readonly _fd?: number;
+}
+
+/** Whether node-pty has closed the terminal (it does so at EIO, before the exit is reported). */
+export function terminalClosed(term: IPty): boolean {
+  const { _socket: socket } = term as unknown as PtyInternals;
+  return socket === undefined || socket.destroyed;
 }
 
 export function readRestBeforeDestroy(term: IPty, onOutput: (chunk: Buffer) => void): void {
