@@ -96,10 +96,11 @@ async function main(): Promise<number> {
   const byFamily = new Map<string, number>();
   let sent = 0;
   let crashed = false;
-  target.agent?.child.once("exit", (code, signal) => {
+  const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
     crashed = true;
     findings.push({ reason: `agent exited (code ${code}, signal ${signal})` });
-  });
+  };
+  target.agent?.child.once("exit", onExit);
   const running = (): boolean => Date.now() < deadline && !crashed && findings.length === 0;
 
   const startFds = await target.fds();
@@ -165,6 +166,8 @@ async function main(): Promise<number> {
   console.log(
     `fuzz: ${sent} requests in ${ranSeconds} s (seed ${seed}), ${findings.length} faults, rss ${mb(warm)} MB -> ${mb(endRss)} MB, fds ${startFds} -> ${endFds}, held processes ${held?.processes ?? "?"}, watchers ${held?.watchers ?? "?"}, contexts ${held?.contexts ?? "?"}, agent ${crashed ? "CRASHED" : "alive"}`,
   );
+  // Our own stop is no crash; the verdict is already made.
+  target.agent?.child.off("exit", onExit);
   await target.agent?.stop();
   if (target.agent) await rm(target.scratch, { recursive: true, force: true });
   return findings.length === 0 ? 0 : 1;
