@@ -6,9 +6,10 @@
  */
 import fc from "fast-check";
 import { readFile } from "node:fs/promises";
-import { expect } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { descendantsOf, zombiesOf } from "../../stress/probe.js";
 import type { FuzzContext } from "../../stress/arbitraries/context.js";
+import { connectFamily, type ConnectFamily } from "../../stress/arbitraries/connect.js";
 import { prepareRpcScratch } from "../../stress/arbitraries/rpc-rules.js";
 import { describeOutcome, describeSpec, faultOf, send, type RequestSpec } from "../../stress/request.js";
 import { eventually, startTestAgent, tempDir, type TestAgent } from "../helpers/agent.js";
@@ -128,6 +129,33 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
       await scratch.cleanup();
     },
   };
+}
+
+/** Requests of one family each property file sends, enough to reach every RPC in every shape. */
+const RUNS_PER_FAMILY = 300;
+
+/**
+ * The whole property suite of one Connect family, in a file of its own so that vitest runs the
+ * families side by side: every generated request is answered without a server fault, and the
+ * agent is then healthy, holds nothing the requests opened, and lets go of every handle on close.
+ */
+export function describeConnectFamilyProperty(title: string, family: ConnectFamily): void {
+  let target: FuzzTarget | undefined;
+  beforeAll(async () => {
+    target = await startFuzzTarget();
+  });
+  afterAll(async () => {
+    await target?.close();
+  });
+
+  describe(`${title}, every RPC (property)`, () => {
+    it("are answered without a server fault, and leave the agent healthy with nothing running", async () => {
+      if (target === undefined) throw new Error("the fuzz target did not start");
+      await target.check(connectFamily(target.ctx, family), RUNS_PER_FAMILY);
+      await target.expectClean();
+      await target.closeAndExpectReleased();
+    }, 180_000);
+  });
 }
 
 /** An execution context's shell (src/kernels/drivers/bash.ts): held on purpose until evicted. */
