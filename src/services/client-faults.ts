@@ -103,8 +103,10 @@ function fixTrailerAfter(body: AsyncIterable<Uint8Array>, trailer: Headers | und
 function mapFinalFrame(body: AsyncIterable<Uint8Array>, flag: number, rewrite: (payload: Uint8Array) => Uint8Array | undefined): AsyncIterable<Uint8Array> {
   return mapBody(body, (chunk) => {
     const flags = chunk[0] ?? 0;
-    const isOneFrame = chunk.byteLength >= 5 && new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength).getUint32(1) === chunk.byteLength - 5;
-    const payload = isOneFrame && flags & flag && !(flags & COMPRESSED_FLAG) ? rewrite(chunk.subarray(5)) : undefined;
+    // Output frames, the bulk of a stream, are passed over on their flag byte alone.
+    if (!(flags & flag) || flags & COMPRESSED_FLAG || chunk.byteLength < 5) return chunk;
+    const isOneFrame = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength).getUint32(1) === chunk.byteLength - 5;
+    const payload = isOneFrame ? rewrite(chunk.subarray(5)) : undefined;
     return payload === undefined ? chunk : frame(flags, payload);
   });
 }
