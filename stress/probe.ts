@@ -79,6 +79,26 @@ async function processTable(): Promise<ProcEntry[]> {
   return entries.filter((e): e is ProcEntry => e !== undefined);
 }
 
+/** TCP states as /proc/net/tcp writes them (hex). */
+export const TCP_CLOSE_WAIT = "08";
+
+/**
+ * The TCP state (hex, as /proc/net/tcp writes it) of every connection on this machine whose local
+ * port is `localPort`, optionally only those to `remotePort`: the agent's side of its connections,
+ * seen from outside it. A CLOSE_WAIT there is a connection the client has closed and the agent
+ * still holds.
+ */
+export async function tcpStates(localPort: number, remotePort?: number): Promise<string[]> {
+  const tables = await Promise.all(["/proc/net/tcp", "/proc/net/tcp6"].map((path) => readFile(path, "utf8").catch(() => "")));
+  const states: string[] = [];
+  for (const line of tables.join("\n").split("\n")) {
+    const fields = line.trim().split(/\s+/);
+    const port = (address: string | undefined): number => Number.parseInt(address?.split(":").at(-1) ?? "", 16);
+    if (port(fields[1]) === localPort && (remotePort === undefined || port(fields[2]) === remotePort)) states.push(fields[3]!);
+  }
+  return states;
+}
+
 /** Event-loop lag p99 in ms and resident memory as the agent itself reports them on /metrics. */
 export async function agentMetrics(baseUrl: string, token: string): Promise<{ lagP99Ms: number; rssBytes: number; fds: number }> {
   const response = await fetch(new URL("/metrics", baseUrl), { headers: { "x-access-token": token } });

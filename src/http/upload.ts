@@ -5,7 +5,6 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { lstat, readlink, realpath, stat } from "node:fs/promises";
-import { constants as http2Constants, type Http2ServerRequest } from "node:http2";
 import type { Stats } from "node:fs";
 import { posix } from "node:path";
 import type { Config } from "../config.js";
@@ -145,31 +144,11 @@ async function upload(req: FastifyRequest, reply: FastifyReply, config: Config):
 
 /**
  * The rest of an unread body can be large: stop the client sending it rather than drain it.
- * HTTP/1.1 closes the connection after the answer. HTTP/2 ends just the stream, with RST_STREAM
- * NO_ERROR right after the answer (RFC 9113 §8.1). Node does that by itself only for a request it
- * never began to read; without it the stream stays half-open, the client blocked on a flow-control
- * window that never reopens and the upload counted in flight, until the client drops its session.
+ * HTTP/1.1 closes the connection after the answer; HTTP/2 ends just the stream once the answer is
+ * out, for every request (net/one-port.ts).
  */
 function refuseRestOfBody(req: FastifyRequest, reply: FastifyReply): void {
-  if (req.raw.httpVersionMajor === 1) {
-    reply.header("connection", "close");
-    return;
-  }
-  const raw = req.raw as unknown as Http2ServerRequest;
-  const { stream } = raw;
-  // Compat responses always end with trailers (maybe none): 'wantTrailers' comes after the last of
-  // the answer, and this listener runs after the one that submits the trailers.
-  stream.once("wantTrailers", () => {
-    // Closing inside 'wantTrailers' would lose the END_STREAM that follows the trailers, leaving the
-    // client waiting for an answer's end: close on the next turn, once the answer is complete.
-    setImmediate(() => {
-      if (raw.complete || stream.closed || stream.destroyed) return;
-      stream.close(http2Constants.NGHTTP2_NO_ERROR);
-      // A stream closed without error is let go once its incoming side has been read to the end:
-      // what the window let in before the reset is dropped here.
-      raw.resume();
-    });
-  });
+  if (req.raw.httpVersionMajor === 1) reply.header("connection", "close");
 }
 
 async function storeForm(req: FastifyRequest, reply: FastifyReply, config: Config): Promise<FastifyReply> {

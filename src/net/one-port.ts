@@ -33,6 +33,36 @@ export function sniff(bytes: Buffer): Kind {
   return "http1";
 }
 
+/**
+ * HTTP/2 lets a request's stream go only once its body has been read to the end, even after the
+ * answer is complete or the client has reset it: Node defers destroying the stream until then, and
+ * reads the rest itself only for a request nobody began to read. A handler that answers before
+ * reading the whole body (a malformed RPC, a refused upload), or that stops reading when the
+ * client resets the call, would hold its stream open for good, and with it the session and its
+ * socket, left in CLOSE_WAIT once the client goes: one descriptor lost per such request (found by
+ * the fuzz campaign). So once the answer is out, RST_STREAM NO_ERROR tells a client still sending
+ * to stop (RFC 9113 §8.1), and whatever of the body arrived is read and dropped.
+ */
+function releaseStreamWithAnswer(req: http2.Http2ServerRequest): void {
+  const { stream } = req;
+  const dropRest = (): void => {
+    if (stream.destroyed || stream.readableEnded) return;
+    if (!stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    // From the stream itself, with read(): the request object may be destroyed or held in paused
+    // mode by a handler's abandoned async iterator, and then nothing would pull from the stream.
+    const discard = (): void => {
+      while (stream.read() !== null);
+    };
+    stream.on("readable", discard);
+    discard();
+  };
+  // Compat answers always end with trailers (maybe none): 'wantTrailers' follows the last of the
+  // answer's data, and the compat layer's own listener submits them. Closing inside
+  // 'wantTrailers' would lose the END_STREAM that follows the trailers: act on the next turn.
+  stream.once("wantTrailers", () => setImmediate(dropRest));
+  stream.once("aborted", dropRest);
+}
+
 export interface OnePortServer extends net.Server {
   /** Destroys every open connection (fastify calls this on close when forceCloseConnections is set). */
   closeAllConnections(): void;
@@ -47,8 +77,13 @@ export function createOnePortServer(handler: RequestHandler, options: OnePortOpt
   // Node starts its connection tracking (header timeouts, closeIdleConnections) on 'listening',
   // which a server that never listens itself never emits.
   http1.emit("listening");
-  const h2c = http2.createServer({}, handler);
-  const secure = options.tls ? http2.createSecureServer({ ...options.tls, allowHTTP1: true }, handler) : undefined;
+  const h2Handler: RequestHandler = (req, res) => {
+    // The TLS server also answers HTTP/1.1 (ALPN); only HTTP/2 requests have a stream.
+    if (req instanceof http2.Http2ServerRequest) releaseStreamWithAnswer(req);
+    handler(req, res);
+  };
+  const h2c = http2.createServer({}, h2Handler);
+  const secure = options.tls ? http2.createSecureServer({ ...options.tls, allowHTTP1: true }, h2Handler) : undefined;
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.Http2Session>();
   for (const server of [h2c, secure]) {
