@@ -3,10 +3,12 @@
  * hostile requests (every family of stress/arbitraries) for N seconds while a watchdog checks that
  * the agent stays alive, keeps answering /health and does not grow without bound. It fails on the
  * first of: a crash, a 5xx or server-only Connect code for a client's error, a request left
- * unanswered, /health unanswered, or memory that keeps growing.
+ * unanswered, /health unanswered; and at the end on processes or watchers still held, connections
+ * the clients closed still held (CLOSE_WAIT), or memory that grew: the live heap and RSS after a
+ * full collection at the end, against the same a quarter into the run.
  *
  * By default it starts the built agent itself on a scratch directory; `--url U --token T --scratch D`
- * aims it at a running one instead (memory then comes from the agent's /metrics).
+ * aims it at a running one instead, where memory and connections are only reported.
  */
 import fc from "fast-check";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -14,13 +16,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { randomBytes } from "node:crypto";
-import { startAgentProcess, type AgentProcess } from "../bench/lib.js";
+import type { AgentProcess } from "../bench/lib.js";
+import { EXITED_RETENTION_MS } from "../src/services/process/limits.js";
 import type { FuzzContext } from "./arbitraries/context.js";
 import { connectRequests } from "./arbitraries/connect.js";
 import { httpRequests, prepareHttpScratch } from "./arbitraries/http.js";
 import { prepareRpcScratch } from "./arbitraries/rpc-rules.js";
+import { liveHeap, startAgentWithHeapSnapshots } from "./leak/live-heap.js";
 import { scrape } from "./leak/snapshot.js";
-import { agentMetrics, countFds, metricValue, rssOf } from "./probe.js";
+import { agentMetrics, countFds, metricValue, rssOf, TCP_CLOSE_WAIT, tcpStates } from "./probe.js";
 import { describeOutcome, describeSpec, faultOf, send, type Outcome, type RequestSpec } from "./request.js";
 
 const { values: args } = parseArgs({
@@ -44,7 +48,12 @@ if (!(seconds > 0) || !(concurrency > 0) || !Number.isInteger(seed)) {
 
 /** Per-request limit: long enough for a slow shared machine, short enough to call a hang a hang. */
 const REQUEST_TIMEOUT_MS = 15_000;
-/** Memory may rise while caches and pools warm up; beyond this over the warm figure it is growth. */
+/**
+ * Growth allowed between the collection a quarter into the run and the one at the end: live heap
+ * (what survives a full collection; caches and generated code still grow a little) and RSS after
+ * that collection (the allocator keeps some of what was freed).
+ */
+const LIVE_HEAP_SLACK_BYTES = 16 * 1024 * 1024;
 const RSS_SLACK_BYTES = 96 * 1024 * 1024;
 /** A rise within one second worth naming the requests in flight. */
 const RSS_JUMP_BYTES = 128 * 1024 * 1024;
@@ -56,6 +65,12 @@ const OWN_AGENT_ARGS = ["--kernel-pool-size", "0", "--watcher-idle-ms", "1000", 
 /** After the last request: streams end at their deadlines, idle watchers expire, children are reaped. */
 const RELEASE_MS = 30_000;
 
+/** Memory right after a full garbage collection. */
+interface Collected {
+  readonly liveBytes: number;
+  readonly rssBytes: number;
+}
+
 interface Target {
   readonly url: string;
   readonly token: string;
@@ -63,6 +78,11 @@ interface Target {
   readonly agent?: AgentProcess;
   readonly rss: () => Promise<number>;
   readonly fds: () => Promise<number>;
+  /**
+   * An agent this campaign started: memory after a full collection (RSS and heap-used alone hold
+   * garbage an idle agent may keep for minutes), and the TCP states of its connections.
+   */
+  readonly own?: { readonly collected: () => Promise<Collected>; readonly tcpStates: () => Promise<string[]>; readonly diagDir: string };
 }
 
 async function openTarget(): Promise<Target> {
@@ -73,8 +93,14 @@ async function openTarget(): Promise<Target> {
   }
   const token = randomBytes(16).toString("hex");
   const scratch = await mkdtemp(join(tmpdir(), "agent-fuzz-"));
-  const agent = await startAgentProcess(token, OWN_AGENT_ARGS);
-  return { url: agent.url, token, scratch, agent, rss: () => rssOf(agent.pid), fds: () => countFds(agent.pid) };
+  const diagDir = await mkdtemp(join(tmpdir(), "agent-fuzz-diag-"));
+  const agent = await startAgentWithHeapSnapshots(token, diagDir, OWN_AGENT_ARGS);
+  const collected = async (): Promise<Collected> => {
+    const heap = await liveHeap(agent.pid, diagDir, async () => metricValue(await scrape(agent.url, token), "sandbox_agent_nodejs_heap_size_used_bytes"));
+    return { liveBytes: heap.liveBytes, rssBytes: await rssOf(agent.pid) };
+  };
+  const port = Number(new URL(agent.url).port);
+  return { url: agent.url, token, scratch, agent, rss: () => rssOf(agent.pid), fds: () => countFds(agent.pid), own: { collected, tcpStates: () => tcpStates(port), diagDir } };
 }
 
 interface Finding {
@@ -106,8 +132,12 @@ async function main(): Promise<number> {
   const startFds = await target.fds();
   const rssSamples: number[] = [];
   const inFlight = new Set<RequestSpec>();
+  // Memory a quarter into the run, once caches and pools have warmed up: what the end is judged against.
+  const warmAt = started + (seconds * 1000) / 4;
+  let warm: Collected | undefined;
   const watchdog = (async () => {
     while (running()) {
+      if (warm === undefined && target.own !== undefined && Date.now() >= warmAt) warm = await target.own.collected();
       const health = await send(target.url, { family: "health", transport: "http1", method: "GET", target: "/health", headers: [] }, { timeoutMs: 5_000 });
       if (health.status !== 200 && running()) findings.push({ reason: `/health answered ${health.timedOut ? "nothing within 5 s" : health.status}` });
       const rss = await target.rss();
@@ -143,17 +173,16 @@ async function main(): Promise<number> {
   // A campaign stops at its first fault: report how long it really ran.
   const ranSeconds = Math.round((Date.now() - started) / 1000);
 
-  // Growth: the last samples against the highest of the first quarter (after warm-up).
-  const warm = Math.max(...rssSamples.slice(0, Math.max(1, Math.ceil(rssSamples.length / 4))));
-  const endRss = crashed ? Number.NaN : await settledRss(target);
-  if (!crashed && endRss > warm + RSS_SLACK_BYTES) {
-    findings.push({ reason: `RSS grew from ${mb(warm)} MB to ${mb(endRss)} MB (more than ${mb(RSS_SLACK_BYTES)} MB)` });
-  }
+  const lastRequestAt = Date.now();
   const held = crashed ? undefined : await releasedHoldings(target);
   // An agent aimed at with --url keeps its own watcher idle time: there, what it holds is only reported.
   if (held !== undefined && target.agent !== undefined && (held.processes > 0 || held.watchers > 0)) {
     findings.push({ reason: `${RELEASE_MS / 1000} s after the last request the agent still holds ${held.processes} processes and ${held.watchers} watchers` });
   }
+  const end = crashed || target.own === undefined ? undefined : await collectedAtRest(target.own, lastRequestAt);
+  const memory = judgeMemory(warm, end, findings);
+  const closeWait = crashed || target.own === undefined ? 0 : (await target.own.tcpStates()).filter((state) => state === TCP_CLOSE_WAIT).length;
+  if (closeWait > 0) findings.push({ reason: `${closeWait} connections the clients closed are still held by the agent (CLOSE_WAIT)` });
   const endFds = crashed ? Number.NaN : await target.fds();
 
   for (const finding of findings.slice(0, 10)) {
@@ -164,12 +193,12 @@ async function main(): Promise<number> {
   const families = [...byFamily.entries()].sort().map(([f, n]) => `${f} ${n}`).join(", ");
   console.error(`fuzz: by family: ${families}`);
   console.log(
-    `fuzz: ${sent} requests in ${ranSeconds} s (seed ${seed}), ${findings.length} faults, rss ${mb(warm)} MB -> ${mb(endRss)} MB, fds ${startFds} -> ${endFds}, held processes ${held?.processes ?? "?"}, watchers ${held?.watchers ?? "?"}, contexts ${held?.contexts ?? "?"}, agent ${crashed ? "CRASHED" : "alive"}`,
+    `fuzz: ${sent} requests in ${ranSeconds} s (seed ${seed}), ${findings.length} faults, ${memory}, fds ${startFds} -> ${endFds}, held processes ${held?.processes ?? "?"}, watchers ${held?.watchers ?? "?"}, contexts ${held?.contexts ?? "?"}, agent ${crashed ? "CRASHED" : "alive"}`,
   );
   // Our own stop is no crash; the verdict is already made.
   target.agent?.child.off("exit", onExit);
   await target.agent?.stop();
-  if (target.agent) await rm(target.scratch, { recursive: true, force: true });
+  if (target.own !== undefined) await Promise.all([target.scratch, target.own.diagDir].map((dir) => rm(dir, { recursive: true, force: true })));
   return findings.length === 0 ? 0 : 1;
 }
 
@@ -195,14 +224,25 @@ async function releasedHoldings(target: Target): Promise<Holdings> {
   return held;
 }
 
-/** RSS once the last requests have been let go: lowest of a few samples a second apart. */
-async function settledRss(target: Target): Promise<number> {
-  let lowest = Number.POSITIVE_INFINITY;
-  for (let i = 0; i < 3; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    lowest = Math.min(lowest, await target.rss());
+/**
+ * Memory after a full collection once the last requests are let go, and exited processes'
+ * records (kept EXITED_RETENTION_MS for late Connect calls, with their output) are forgotten.
+ */
+async function collectedAtRest(own: NonNullable<Target["own"]>, lastRequestAt: number): Promise<Collected> {
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, lastRequestAt + EXITED_RETENTION_MS + 1_000 - Date.now())));
+  return own.collected();
+}
+
+/** The memory part of the summary; a finding for growth beyond the slack. */
+function judgeMemory(warm: Collected | undefined, end: Collected | undefined, findings: Finding[]): string {
+  if (warm === undefined || end === undefined) return "memory not judged (an agent the campaign did not start, or a run too short to warm up)";
+  if (end.liveBytes > warm.liveBytes + LIVE_HEAP_SLACK_BYTES) {
+    findings.push({ reason: `the live heap grew from ${mb(warm.liveBytes)} MB to ${mb(end.liveBytes)} MB (more than ${mb(LIVE_HEAP_SLACK_BYTES)} MB)` });
   }
-  return lowest;
+  if (end.rssBytes > warm.rssBytes + RSS_SLACK_BYTES) {
+    findings.push({ reason: `RSS after a full collection grew from ${mb(warm.rssBytes)} MB to ${mb(end.rssBytes)} MB (more than ${mb(RSS_SLACK_BYTES)} MB)` });
+  }
+  return `live heap ${mb(warm.liveBytes)} MB -> ${mb(end.liveBytes)} MB, rss ${mb(warm.rssBytes)} MB -> ${mb(end.rssBytes)} MB (after a full collection)`;
 }
 
 const mb = (bytes: number): string => (bytes / 1024 / 1024).toFixed(0);

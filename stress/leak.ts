@@ -20,12 +20,12 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
-import { startAgentProcess, type AgentProcess } from "../bench/lib.js";
+import type { AgentProcess } from "../bench/lib.js";
 import { fdTargets, metricValue, rssOf } from "./probe.js";
 import { openClients, type ClientSet } from "./leak/clients.js";
 import { runCycle, StepTimes, type CycleEnv, type CyclePlan } from "./leak/cycle.js";
 import { settleBack, settleBaseline, type Target } from "./leak/settle.js";
-import { heapSnapshotNodeOptions, liveHeap, type LiveHeap } from "./leak/live-heap.js";
+import { liveHeap, startAgentWithHeapSnapshots, type LiveHeap } from "./leak/live-heap.js";
 import { GAUGES, memoryText, scrape, snapshotOf, type Snapshot } from "./leak/snapshot.js";
 import { EXITED_RETENTION_MS } from "../src/services/process/limits.js";
 import { createContext, kernelPid } from "./leak/steps.js";
@@ -117,7 +117,7 @@ async function main(): Promise<number> {
   const polledDir = join(scratch, "polled");
   const diagDir = join(scratch, "diagnostics");
   await Promise.all([mkdir(watchDir), mkdir(polledDir), mkdir(diagDir)]);
-  const agent = await startWithHeapSnapshots(token, diagDir);
+  const agent = await startAgentWithHeapSnapshots(token, diagDir, ["--kernel-pool-size", String(POOL_SIZE)]);
   forwardAgentLog(agent);
   const state: RunState = { failures: [], agentGone: false, times: new StepTimes() };
   let stopping = false;
@@ -208,18 +208,6 @@ async function main(): Promise<number> {
     stopping = true;
     await agent.stop();
     await rm(scratch, { recursive: true, force: true });
-  }
-}
-
-/** The built agent, able to write heap snapshots on SIGUSR2 (see leak/live-heap.ts). */
-async function startWithHeapSnapshots(token: string, diagDir: string): Promise<AgentProcess> {
-  const saved = process.env.NODE_OPTIONS;
-  process.env.NODE_OPTIONS = [saved, heapSnapshotNodeOptions(diagDir)].filter(Boolean).join(" ");
-  try {
-    return await startAgentProcess(token, ["--kernel-pool-size", String(POOL_SIZE)]);
-  } finally {
-    if (saved === undefined) delete process.env.NODE_OPTIONS;
-    else process.env.NODE_OPTIONS = saved;
   }
 }
 

@@ -12,6 +12,7 @@
  */
 import { readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { startAgentProcess, type AgentProcess } from "../../bench/lib.js";
 import { heapTotals, type HeapTotals } from "./heap-snapshot.js";
 
 const POLL_MS = 100;
@@ -20,8 +21,20 @@ const SNAPSHOT_TIMEOUT_MS = 120_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** NODE_OPTIONS that make the agent write a heap snapshot into `dir` on SIGUSR2. */
-export function heapSnapshotNodeOptions(dir: string): string {
+function heapSnapshotNodeOptions(dir: string): string {
   return `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${dir}`;
+}
+
+/** The built agent (startAgentProcess with `args`), able to write heap snapshots into `diagDir` on SIGUSR2. */
+export async function startAgentWithHeapSnapshots(token: string, diagDir: string, args: string[]): Promise<AgentProcess> {
+  const saved = process.env.NODE_OPTIONS;
+  process.env.NODE_OPTIONS = [saved, heapSnapshotNodeOptions(diagDir)].filter(Boolean).join(" ");
+  try {
+    return await startAgentProcess(token, args);
+  } finally {
+    if (saved === undefined) delete process.env.NODE_OPTIONS;
+    else process.env.NODE_OPTIONS = saved;
+  }
 }
 
 export interface LiveHeap {
