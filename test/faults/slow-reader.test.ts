@@ -22,7 +22,7 @@ import { Process, type StartRequestSchema } from "../../src/gen/sandboxagent/api
 import { rssOf } from "../../stress/probe.js";
 import { AUTH, eventually, startTestAgent, tempDir, type TestAgent } from "../helpers/agent.js";
 import { downloadPath, openDescriptors } from "../http/form.js";
-import { collect } from "../process/helpers.js";
+import { collect, errorAfterFallingBehind } from "../process/helpers.js";
 import {
   baselineOf,
   clientsOver,
@@ -254,14 +254,7 @@ describe("two subscribers over HTTP/1.1, one that stops reading", () => {
         expect(got.end).toMatchObject({ exitCode: 0, status: "exit status 0" });
 
         // The slow one reads again: what was already in flight, then the reason it was dropped.
-        let error: unknown;
-        try {
-          for (let next = await slow.next(); !next.done; next = await slow.next()) {
-            expect(next.value.event?.event.case).not.toBe("end");
-          }
-        } catch (err) {
-          error = err;
-        }
+        const error = await errorAfterFallingBehind(slow);
         expect(error).toBeInstanceOf(ConnectError);
         expect((error as ConnectError).code).toBe(Code.ResourceExhausted);
         expect((error as ConnectError).rawMessage).toContain("fell behind by more than 16 MiB");

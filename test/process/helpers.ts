@@ -93,6 +93,21 @@ export async function collect(stream: AsyncIterable<{ event?: ProcessEvent }>, o
 }
 
 /** State letter from /proc/<pid>/stat ("Z" for a zombie), or undefined when the pid is gone. */
+/**
+ * Reads on from a subscriber that fell behind: it may still get output that was in flight, never
+ * the end; then it must fail. Returns that failure for the caller to check its code and message.
+ */
+export async function errorAfterFallingBehind(stream: AsyncIterator<{ event?: ProcessEvent }>): Promise<unknown> {
+  try {
+    for (let next = await stream.next(); !next.done; next = await stream.next()) {
+      if (next.value.event?.event.case === "end") return new Error("a dropped subscriber was sent the end");
+    }
+  } catch (err) {
+    return err;
+  }
+  return new Error("a dropped subscriber's stream ended without an error");
+}
+
 export async function procState(pid: number): Promise<string | undefined> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, "utf8");

@@ -2,7 +2,7 @@ import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Process, Signal } from "../../src/gen/sandboxagent/api_pb.js";
 import { AUTH, client, eventually, startTestAgent, type TestAgent } from "../helpers/agent.js";
-import { collect, emptyCollected, groupMembers, isRunning, procState, record } from "./helpers.js";
+import { collect, emptyCollected, errorAfterFallingBehind, groupMembers, isRunning, procState, record } from "./helpers.js";
 
 let agent: TestAgent;
 let c: Client<typeof Process>;
@@ -93,14 +93,7 @@ describe("Connect", () => {
     expect(got.end).toMatchObject({ exitCode: 0, status: "exit status 0" });
 
     // The slow subscriber gets what was already in flight, then learns it was dropped.
-    let error: unknown;
-    try {
-      for (let next = await slow.next(); !next.done; next = await slow.next()) {
-        expect(next.value.event?.event.case).not.toBe("end");
-      }
-    } catch (err) {
-      error = err;
-    }
+    const error = await errorAfterFallingBehind(slow);
     expect(error).toBeInstanceOf(ConnectError);
     expect((error as ConnectError).code).toBe(Code.ResourceExhausted);
     expect((error as ConnectError).rawMessage).toContain("fell behind");
