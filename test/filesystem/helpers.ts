@@ -78,7 +78,17 @@ export class WatchStream {
  */
 export function inotifyWatchesOn(dir: string): number {
   const inode = statSync(dir).ino.toString(16);
-  let count = 0;
+  return inotifyWatchLines().filter((line) => line.includes(` ino:${inode} `)).length;
+}
+
+/** How many inotify watches this process holds, on anything. */
+export function inotifyWatchCount(): number {
+  return inotifyWatchLines().length;
+}
+
+/** One "inotify wd:… ino:… " line per watch, over every inotify descriptor of this process. */
+function inotifyWatchLines(): string[] {
+  const lines: string[] = [];
   for (const fd of readdirSync("/proc/self/fd")) {
     let target: string;
     try {
@@ -93,9 +103,9 @@ export function inotifyWatchesOn(dir: string): number {
     } catch {
       continue;
     }
-    count += info.split("\n").filter((line) => line.startsWith("inotify ") && line.includes(` ino:${inode} `)).length;
+    for (const line of info.split("\n")) if (line.startsWith("inotify ")) lines.push(line);
   }
-  return count;
+  return lines;
 }
 
 export { EventType };

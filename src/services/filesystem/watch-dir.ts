@@ -26,7 +26,8 @@ export interface WatchDirOptions {
 /**
  * WatchDir: `start` as soon as the directory is watched, then its events, with `keepalive` while
  * idle at the client's `Keepalive-Ping-Interval` (seconds). Errors in the request (missing path,
- * a file) are thrown before the first message. The watch ends when the client goes away. A
+ * a file) are thrown before the first message. The watch ends when the client goes away or its
+ * deadline passes (`deadline_exceeded`, even while a large tree is still being set up). A
  * client too slow to take `maxQueued` events gets every event up to that point, then the stream
  * ends with `resource_exhausted` saying how many were dropped: it must rescan and watch again.
  */
@@ -43,7 +44,7 @@ export function watchDirHandler(options: WatchDirOptions) {
         ended = { error };
         buffer.wake();
       },
-    });
+    }, ctx.signal);
 
     let keepaliveDue = false;
     const keepalive = setInterval(() => {
@@ -53,8 +54,6 @@ export function watchDirHandler(options: WatchDirOptions) {
     const onAbort = (): void => buffer.wake();
     ctx.signal.addEventListener("abort", onAbort);
     try {
-      // Gone while the watch was being set up (a large tree takes a while): nothing to send.
-      if (ctx.signal.aborted) return;
       yield message({ case: "start", value: create(WatchDirResponse_StartEventSchema) });
       while (!ctx.signal.aborted) {
         const event = buffer.shift();
@@ -80,6 +79,8 @@ export function watchDirHandler(options: WatchDirOptions) {
         }
         await buffer.changed();
       }
+      // The deadline passed or the client left: not a normal end, whoever still listens.
+      throw ConnectError.from(ctx.signal.reason, Code.Canceled);
     } finally {
       clearInterval(keepalive);
       ctx.signal.removeEventListener("abort", onAbort);

@@ -50,10 +50,12 @@ export class WatchGroup {
   /**
    * Starts watching `path` and resolves once the watcher is ready (every existing directory is
    * being watched), so nothing that happens after that is missed. A missing path is `not_found`,
-   * anything but a directory `invalid_argument`.
+   * anything but a directory `invalid_argument`. `signal` (the request's) stops the setup: the
+   * scan of a large tree takes seconds, and must neither outlive a caller who left nor hold back
+   * the answer to a deadline; the watch is then closed and the signal's reason thrown.
    */
-  async open(path: string, recursive: boolean, sink: WatchSink): Promise<Watch> {
-    const watch = await openWatch(path, recursive, sink, (closed) => this.watches.delete(closed));
+  async open(path: string, recursive: boolean, sink: WatchSink, signal?: AbortSignal): Promise<Watch> {
+    const watch = await openWatch(path, recursive, sink, (closed) => this.watches.delete(closed), signal);
     this.watches.add(watch);
     return watch;
   }
@@ -74,6 +76,7 @@ async function openWatch(
   recursive: boolean,
   sink: WatchSink,
   onClose: (watch: Watch) => void,
+  signal: AbortSignal | undefined,
 ): Promise<Watch> {
   let st: Stats;
   try {
@@ -132,9 +135,9 @@ async function openWatch(
     });
   });
   try {
-    await whenReady;
+    await unlessAborted(whenReady, signal);
   } catch (err) {
-    const error = watchError(err, path);
+    const error = signal?.aborted ? ConnectError.from(signal.reason, Code.Canceled) : watchError(err, path);
     await watch.close(error);
     throw error;
   }
@@ -167,6 +170,17 @@ async function openWatch(
     );
   });
   return watch;
+}
+
+/** `ready`, or a rejection with the signal's reason as soon as it aborts. */
+function unlessAborted(ready: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return ready;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    ready.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 /**

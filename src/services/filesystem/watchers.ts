@@ -50,7 +50,8 @@ export class PolledWatchers {
 
   constructor(private readonly options: PolledWatcherOptions) {}
 
-  async create(path: string, recursive: boolean): Promise<string> {
+  /** `signal` stops the setup (see WatchGroup.open); once created, the watcher outlives the request. */
+  async create(path: string, recursive: boolean, signal?: AbortSignal): Promise<string> {
     const id = randomBytes(16).toString("base64url");
     const polled: Polled = { path, buffer: new EventBuffer(this.options.maxEvents), watch: undefined, idle: undefined, ended: undefined };
     polled.watch = await this.options.watches.open(path, recursive, {
@@ -58,7 +59,7 @@ export class PolledWatchers {
       ended: (error) => {
         polled.ended = { error };
       },
-    });
+    }, signal);
     // Counted from readiness: the scan of a large tree is not idleness. unref: an abandoned
     // watcher must not keep a stopping process alive.
     polled.idle = setTimeout(() => void this.remove(id).catch(() => undefined), this.options.idleMs).unref();
@@ -109,7 +110,7 @@ export function watcherHandlers(watchers: PolledWatchers) {
     async createWatcher(req: CreateWatcherRequest, ctx: HandlerContext): Promise<CreateWatcherResponse> {
       const user = callerOf(ctx);
       const path = resolveFor(req.path, user);
-      return create(CreateWatcherResponseSchema, { watcherId: await watchers.create(path, req.recursive) });
+      return create(CreateWatcherResponseSchema, { watcherId: await watchers.create(path, req.recursive, ctx.signal) });
     },
 
     async getWatcherEvents(req: GetWatcherEventsRequest, ctx: HandlerContext): Promise<GetWatcherEventsResponse> {
