@@ -11,7 +11,7 @@
  * aims it at a running one instead, where memory and connections are only reported.
  */
 import fc from "fast-check";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -55,6 +55,13 @@ const REQUEST_TIMEOUT_MS = 15_000;
  */
 const LIVE_HEAP_SLACK_BYTES = 16 * 1024 * 1024;
 const RSS_SLACK_BYTES = 96 * 1024 * 1024;
+/**
+ * How often the scratch tree is emptied and its fixtures made again. Moves and MakeDir grow it
+ * without bound (12,000 directories, 1,300 deep, after 13 minutes), and a recursive watch or
+ * listing of it without a deadline takes longer as it grows: a long campaign would end up judging
+ * the size of its own tree instead of the agent.
+ */
+const SCRATCH_RESET_MS = 60_000;
 /** A rise within one second worth naming the requests in flight. */
 const RSS_JUMP_BYTES = 128 * 1024 * 1024;
 /**
@@ -111,9 +118,7 @@ interface Finding {
 
 async function main(): Promise<number> {
   const target = await openTarget();
-  // The fixtures the generators refer to by name: RPC paths, and the file Range requests read.
-  await prepareRpcScratch(target.scratch);
-  await prepareHttpScratch(target.scratch);
+  await prepareScratch(target.scratch);
   const ctx: FuzzContext = { token: target.token, scratch: target.scratch };
   const requests = fc.oneof(httpRequests(ctx), connectRequests(ctx));
   const started = Date.now();
@@ -135,9 +140,14 @@ async function main(): Promise<number> {
   // Memory a quarter into the run, once caches and pools have warmed up: what the end is judged against.
   const warmAt = started + (seconds * 1000) / 4;
   let warm: Collected | undefined;
+  let scratchMadeAt = Date.now();
   const watchdog = (async () => {
     while (running()) {
       if (warm === undefined && target.own !== undefined && Date.now() >= warmAt) warm = await target.own.collected();
+      if (Date.now() >= scratchMadeAt + SCRATCH_RESET_MS) {
+        await remakeScratch(target.scratch);
+        scratchMadeAt = Date.now();
+      }
       const health = await send(target.url, { family: "health", transport: "http1", method: "GET", target: "/health", headers: [] }, { timeoutMs: 5_000 });
       if (health.status !== 200 && running()) findings.push({ reason: `/health answered ${health.timedOut ? "nothing within 5 s" : health.status}` });
       const rss = await target.rss();
@@ -200,6 +210,33 @@ async function main(): Promise<number> {
   await target.agent?.stop();
   if (target.own !== undefined) await Promise.all([target.scratch, target.own.diagDir].map((dir) => rm(dir, { recursive: true, force: true })));
   return findings.length === 0 ? 0 : 1;
+}
+
+/** The fixtures the generators refer to by name: RPC paths, and the file Range requests read. */
+async function prepareScratch(scratch: string): Promise<void> {
+  await prepareRpcScratch(scratch);
+  await prepareHttpScratch(scratch);
+}
+
+/**
+ * Empties the scratch tree and makes its fixtures again, while requests keep arriving: they may
+ * see their paths vanish, as any client may, or take a fixture's name first (an upload creating
+ * the directory "data.bin"). Then it tries again; a fixture still missing is made next time.
+ */
+async function remakeScratch(scratch: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const names = await readdir(scratch);
+      await Promise.all(names.map((name) => rm(join(scratch, name), { recursive: true, force: true, maxRetries: 3 })));
+      await prepareScratch(scratch);
+      return;
+    } catch (err) {
+      if (attempt === 3) {
+        console.error(`fuzz: scratch not remade this time: ${String(err)}`);
+        return;
+      }
+    }
+  }
 }
 
 interface Holdings {
