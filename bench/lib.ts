@@ -64,6 +64,11 @@ export async function startAgentProcess(token: string, extraArgs: string[] = [])
   });
   lines.removeAllListeners("line");
   child.stdout!.resume(); // keep draining request logs so the agent never blocks on a full pipe
+  // However the driver ends (an exception thrown in a callback included), its agent goes with it;
+  // SIGTERM, so that the agent stops its kernels and processes on the way out.
+  const orphanGuard = (): void => void child.kill("SIGTERM");
+  process.once("exit", orphanGuard);
+  child.once("exit", () => process.off("exit", orphanGuard));
   return {
     url: `http://127.0.0.1:${port}`,
     pid: child.pid!,

@@ -34,8 +34,6 @@ async function main(): Promise<void> {
 
   const token = randomBytes(16).toString("hex");
   const agent = await startAgentProcess(token);
-  // However the run ends (an exception thrown in a callback included), the agent goes with it.
-  process.once("exit", () => agent.child.kill("SIGKILL"));
   const workDir = await mkdtemp(join(tmpdir(), "agent-bench-"));
   const rows: Row[] = [];
   try {
