@@ -120,12 +120,17 @@ export class StagedFile {
     this.committed = true;
   }
 
-  /** Removes the temporary file; safe to call more than once, and a no-op after `commit`. */
+  /**
+   * Removes the temporary file; safe to call more than once, and a no-op after `commit`. Never
+   * throws: it runs on the way out of every upload, and must not replace that upload's own answer.
+   * If something else moved or replaced the file's directory meanwhile (ENOTDIR), the path no
+   * longer leads to it, and the file went wherever its directory went.
+   */
   async discard(): Promise<void> {
     const handle = this.handle;
     this.handle = undefined;
     await handle?.close().catch(() => undefined);
     if (this.committed) return;
-    await rm(this.path, { force: true });
+    await rm(this.path, { force: true }).catch(() => undefined);
   }
 }

@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmod, lstat, mkdir, readFile, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import http2 from "node:http2";
 import { userInfo } from "node:os";
 import { join } from "node:path";
@@ -415,6 +415,25 @@ describe("POST /upload: interrupted uploads", () => {
     req.destroy();
     await eventually(async () => (await leftovers(dir)).length === 0);
     await expect(stat(target)).rejects.toThrow();
+  });
+
+  it("the target's directory replaced by a file midway: a 4xx saying so, never a 500", async () => {
+    // Found by the fuzz campaign: removing the temporary file on the way out failed (ENOTDIR) and
+    // that error, a 500, replaced the upload's own answer.
+    const parent = join(dir, "replaced-parent");
+    await mkdir(parent);
+    const target = join(parent, "file.bin");
+    const { b, first, rest } = halves(target, 1024 * 1024);
+    const req = new RawRequest(agent.port, uploadHead(agent.port, b, first.length + rest.length));
+    await req.write(first);
+    await eventually(async () => (await leftovers(parent)).length === 1);
+    await rename(parent, `${parent}-moved`);
+    await writeFile(parent, "now a file");
+    await req.write(rest);
+    const response = await req.response();
+    expect(response).toMatch(/^HTTP\/1\.1 4\d\d /);
+    expect(response).toContain("not a directory");
+    expect(await readFile(parent, "utf8")).toBe("now a file");
   });
 
   it("replaces the previous file only once the upload is complete", async () => {
