@@ -15,6 +15,7 @@ WORKDIR /opt/sandbox-agent/app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY scripts/ ./scripts/
 COPY src/ ./src/
+COPY native/ ./native/
 
 # npm_config_nodedir: node-gyp builds node-pty against the headers this image already ships
 # instead of downloading them (as on CI's machines, which reach no download site).

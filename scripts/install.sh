@@ -92,7 +92,8 @@ install_agent() {
   ((major >= 20)) || die "Node.js 20 or later is needed (found $(node --version))"
   # setpriv (util-linux) starts processes and kernels as the caller's user, groups included.
   command -v setpriv >/dev/null || apt_install util-linux
-  # node-pty has no Linux prebuilds: npm ci compiles it with node-gyp. Slim images lack all three.
+  # node-pty has no Linux prebuilds: npm ci compiles it with node-gyp, and the build compiles the
+  # agent's own addon (native/fs-creds) the same way. Slim images lack all three.
   command -v python3 >/dev/null && command -v make >/dev/null && command -v g++ >/dev/null ||
     apt_install python3 make g++
   # npm ci over TLS needs the CA bundle, which slim images lack too.
@@ -106,7 +107,7 @@ install_agent() {
   [[ -f $stamp && $(<"$stamp") == "$want" ]] && need_install=0
   local build_stamp=dist/.sandbox-agent-build
   [[ -f $build_stamp && -f dist/main.js ]] &&
-    [[ -z $(find src package.json tsconfig.json tsconfig.build.json -newer "$build_stamp" -print -quit) ]] &&
+    [[ -z $(find src native package.json tsconfig.json tsconfig.build.json -newer "$build_stamp" -print -quit) ]] &&
     need_build=0
   # A production install has no compiler left: building again needs the dev dependencies back.
   ((production == 1 && need_build == 1)) && need_install=1

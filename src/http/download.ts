@@ -3,11 +3,12 @@
  * requests and single byte ranges that browsers, curl and download managers use.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
-import { constants, type ReadStream } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
+import { close, constants, createReadStream, fstat, type BigIntStats, type ReadStream } from "node:fs";
+import { promisify } from "node:util";
 import { posix } from "node:path";
 import type { Config } from "../config.js";
 import { resolvePath } from "../paths.js";
+import { fileAccessFor } from "../user-fs/access.js";
 import type { User } from "../users.js";
 import { evaluatePreconditions, rangeAllowed, validatorsOf, type Conditions, type Validators } from "./conditional.js";
 import { attachment } from "./disposition.js";
@@ -58,13 +59,18 @@ function resolveDownloadPath(rest: string, caller: User): string {
   return resolvePath(rest.startsWith("~") ? rest : `/${rest}`, caller);
 }
 
-async function openFile(path: string): Promise<FileHandle> {
+/** Opened by the caller itself: a file the caller may not read cannot be downloaded as that caller. */
+async function openFile(caller: User, path: string): Promise<number> {
   try {
-    return await open(path, OPEN_FLAGS);
+    return await fileAccessFor(caller).open(path, OPEN_FLAGS);
   } catch (err) {
     throw fsHttpError(err, "open", path);
   }
 }
+
+const fstatBig = promisify((fd: number, callback: (err: NodeJS.ErrnoException | null, st: BigIntStats) => void) =>
+  fstat(fd, { bigint: true }, callback),
+);
 
 function header(req: FastifyRequest, name: string): string | undefined {
   const value = req.headers[name];
@@ -115,10 +121,10 @@ async function download(req: FastifyRequest, reply: FastifyReply): Promise<Fasti
     throw fsHttpError(err, "open", rest);
   }
 
-  const handle = await openFile(path);
+  const fd = await openFile(req.caller, path);
   let handedOver = false;
   try {
-    const st = await handle.stat({ bigint: true });
+    const st = await fstatBig(fd);
     if (st.isDirectory()) throw new HttpError(400, `${path} is a directory: only files can be downloaded`);
     if (!st.isFile()) throw new HttpError(400, `${path} is not a regular file`);
     const size = Number(st.size);
@@ -147,9 +153,9 @@ async function download(req: FastifyRequest, reply: FastifyReply): Promise<Fasti
     if (range.kind === "partial") reply.header("content-range", contentRange(range, size));
     if (req.method === "HEAD" || length === 0) return reply.send();
 
-    // The stream owns the handle from here and closes it when it ends or is destroyed; fastify
-    // destroys it when the client goes away mid-download.
-    const stream = handle.createReadStream({ start, end, highWaterMark: READ_CHUNK_BYTES });
+    // The stream owns the descriptor from here and closes it when it ends or is destroyed;
+    // fastify destroys it when the client goes away mid-download.
+    const stream = createReadStream(path, { fd, start, end, highWaterMark: READ_CHUNK_BYTES });
     handedOver = true;
     cutShortResponses(stream, length, reply);
     stream.once("close", () => req.server.metrics.fileBytes.inc({ direction: "download" }, stream.bytesRead));
@@ -157,7 +163,7 @@ async function download(req: FastifyRequest, reply: FastifyReply): Promise<Fasti
   } catch (err) {
     throw fsHttpError(err, "read", path);
   } finally {
-    if (!handedOver) await handle.close();
+    if (!handedOver) close(fd, () => undefined);
   }
 }
 

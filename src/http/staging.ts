@@ -2,22 +2,35 @@
  * A file being uploaded: written to a hidden temporary file (mode 0600) and renamed over its
  * target only once complete, so the target holds its previous content or the new one, never part
  * of it. Whatever fails, `discard` leaves nothing behind.
+ *
+ * The temporary file is created by the caller (through its FileAccess), so it is the caller's
+ * from the first byte, and it is held open from creation to commit: its mode is set on that
+ * descriptor, never by a path that someone who can write the directory could have swapped for a
+ * symlink, and after the rename the target is checked to be the very file that was written.
  */
 import { randomBytes } from "node:crypto";
-import { constants } from "node:fs";
-import { chmod, copyFile, open, rename, rm, type FileHandle } from "node:fs/promises";
+import { close, constants, createReadStream, createWriteStream, fchmod, fstat } from "node:fs";
 import { posix } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { promisify } from "node:util";
 import { errnoOf } from "../errors.js";
-import { giveTo } from "../ownership.js";
-import type { User } from "../users.js";
-import { fsHttpError } from "./reply-error.js";
+import type { FileAccess } from "../user-fs/access.js";
+import { fsHttpError, HttpError } from "./reply-error.js";
 
 /** Leaves room for the prefix and suffix within NAME_MAX (255 bytes). */
 const HINT_MAX_BYTES = 100;
 /** Fewer, larger writes for big uploads; backpressure still reaches the client through the pipe. */
 const WRITE_CHUNK_BYTES = 256 * 1024;
+/**
+ * Read and write: a move to another file system copies from it. O_NOFOLLOW: the new name is never
+ * a symlink someone planted under a name we were about to use.
+ */
+const CREATE_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+const fchmodAsync = promisify(fchmod);
+const fstatAsync = promisify(fstat);
+const closeAsync = promisify(close);
 
 function hintFrom(name: string): string {
   // A name the upload goes on to refuse (a NUL byte) still needs a temporary file it can open.
@@ -32,26 +45,31 @@ function tempName(hint: string): string {
   return `.${hint}.upload-${randomBytes(6).toString("hex")}`;
 }
 
+async function createIn(access: FileAccess, dir: string, hint: string): Promise<{ path: string; fd: number }> {
+  const path = posix.join(dir, tempName(hint));
+  try {
+    return { path, fd: await access.open(path, CREATE_FLAGS, 0o600) };
+  } catch (err) {
+    throw fsHttpError(err, "create", path);
+  }
+}
+
 export class StagedFile {
   private committed = false;
   private written = 0;
 
   private constructor(
+    private readonly access: FileAccess,
     private path: string,
     private readonly hint: string,
-    private handle: FileHandle | undefined,
+    private fd: number | undefined,
   ) {}
 
-  /** Creates the empty temporary file in `dir`; `name` is the target's base name, as a hint. */
-  static async create(dir: string, name: string): Promise<StagedFile> {
+  /** Creates the empty temporary file in `dir` as the caller; `name` is the target's base name, as a hint. */
+  static async create(access: FileAccess, dir: string, name: string): Promise<StagedFile> {
     const hint = hintFrom(name);
-    const path = posix.join(dir, tempName(hint));
-    try {
-      const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-      return new StagedFile(path, hint, handle);
-    } catch (err) {
-      throw fsHttpError(err, "create", path);
-    }
+    const { path, fd } = await createIn(access, dir, hint);
+    return new StagedFile(access, path, hint, fd);
   }
 
   /** Bytes written by `fill`. */
@@ -64,13 +82,15 @@ export class StagedFile {
     return this.path;
   }
 
+  private descriptor(): number {
+    if (this.fd === undefined) throw new Error("staged file is already closed");
+    return this.fd;
+  }
+
   /** Streams `source` into the file; a slow disk slows the sender instead of filling memory. */
   async fill(source: Readable, shownTarget: string): Promise<void> {
-    const handle = this.handle;
-    if (handle === undefined) throw new Error("staged file was already filled");
-    this.handle = undefined; // the write stream closes it from now on, whatever happens
     try {
-      const out = handle.createWriteStream({ highWaterMark: WRITE_CHUNK_BYTES });
+      const out = createWriteStream(this.path, { fd: this.descriptor(), autoClose: false, highWaterMark: WRITE_CHUNK_BYTES });
       await pipeline(source, out);
       this.written = out.bytesWritten;
     } catch (err) {
@@ -85,39 +105,62 @@ export class StagedFile {
     if (posix.dirname(this.path) === dir) return;
     const next = posix.join(dir, tempName(this.hint));
     try {
-      await rename(this.path, next);
+      await this.access.rename(this.path, next);
+      this.path = next;
+      return;
     } catch (err) {
       if (errnoOf(err) !== "EXDEV") throw fsHttpError(err, "rename", next);
-      try {
-        await copyFile(this.path, next, constants.COPYFILE_EXCL);
-      } catch (copyErr) {
-        await rm(next, { force: true });
-        throw fsHttpError(copyErr, "write", next);
-      }
-      await rm(this.path, { force: true });
     }
-    this.path = next;
+    // Another file system: a new temporary file there, filled from the descriptor we hold.
+    const copy = await createIn(this.access, dir, this.hint);
+    try {
+      await pipeline(
+        createReadStream(this.path, { fd: this.descriptor(), start: 0, autoClose: false, highWaterMark: WRITE_CHUNK_BYTES }),
+        createWriteStream(copy.path, { fd: copy.fd, autoClose: false, highWaterMark: WRITE_CHUNK_BYTES }),
+      );
+    } catch (err) {
+      await closeAsync(copy.fd).catch(() => undefined);
+      await this.access.rm(copy.path, { recursive: false, force: true }).catch(() => undefined);
+      throw fsHttpError(err, "write", copy.path);
+    }
+    await this.discard();
+    this.path = copy.path;
+    this.fd = copy.fd;
   }
 
-  /** Sets the final mode and owner while the file is still hidden, so it appears complete. */
-  async finish(mode: number, owner: User): Promise<void> {
+  /** Sets the final mode on the open file while it is still hidden, so it appears complete. */
+  async finish(mode: number): Promise<void> {
     try {
-      await chmod(this.path, mode);
-      await giveTo(this.path, owner);
+      await fchmodAsync(this.descriptor(), mode);
     } catch (err) {
       throw fsHttpError(err, "chmod", this.path);
     }
   }
 
-  /** Atomically replaces `target` with the finished file. */
+  /**
+   * Atomically replaces `target` with the finished file. Someone who can write the directory could
+   * have replaced the temporary name meanwhile; then what now stands at `target` is theirs, not
+   * the upload, and the caller is told rather than shown a success.
+   */
   async commit(target: string): Promise<void> {
     try {
-      await rename(this.path, target);
+      await this.access.rename(this.path, target);
     } catch (err) {
       throw fsHttpError(err, "rename", target);
     }
     this.path = target;
     this.committed = true;
+    const [written, placed] = await Promise.all([fstatAsync(this.descriptor()), this.access.lstat(target).catch(() => undefined)]);
+    await this.close();
+    if (placed === undefined || placed.ino !== written.ino || placed.dev !== written.dev) {
+      throw new HttpError(409, `${target} was replaced by another file while the upload was being stored`);
+    }
+  }
+
+  private async close(): Promise<void> {
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd !== undefined) await closeAsync(fd).catch(() => undefined);
   }
 
   /**
@@ -127,10 +170,8 @@ export class StagedFile {
    * longer leads to it, and the file went wherever its directory went.
    */
   async discard(): Promise<void> {
-    const handle = this.handle;
-    this.handle = undefined;
-    await handle?.close().catch(() => undefined);
+    await this.close();
     if (this.committed) return;
-    await rm(this.path, { force: true }).catch(() => undefined);
+    await this.access.rm(this.path, { recursive: false, force: true }).catch(() => undefined);
   }
 }

@@ -4,13 +4,11 @@
  * after the file bytes. Target rules: upload-target.ts; atomic replacement: staging.ts.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
-import { lstat, readlink, realpath, stat } from "node:fs/promises";
-import type { Stats } from "node:fs";
 import { posix } from "node:path";
 import type { Config } from "../config.js";
 import { errnoOf } from "../errors.js";
-import { mkdirOwned } from "../ownership.js";
-import type { User } from "../users.js";
+import { fileAccessFor, type FileAccess, type FileStats } from "../user-fs/access.js";
+import { resolveForWriting } from "../user-fs/protected-path.js";
 import { isMultipartForm, receiveForm, type FilePart } from "./multipart.js";
 import { fsHttpError, HttpError, useJsonErrors } from "./reply-error.js";
 import { StagedFile } from "./staging.js";
@@ -40,17 +38,18 @@ function queryPath(req: FastifyRequest): string | undefined {
 /** Authorised by a signed URL, which allows writing its own path only (see access.ts). */
 const isSigned = (req: FastifyRequest): boolean => queryValue(req, "signature") !== undefined;
 
-const probe: Probe = async (path) => {
+/** What is at a path, as the caller sees it. */
+const probeFor = (access: FileAccess): Probe => async (path) => {
   try {
-    return (await stat(path)).isDirectory() ? "directory" : "other";
+    return (await access.stat(path)).isDirectory() ? "directory" : "other";
   } catch {
     return "missing";
   }
 };
 
-async function statOrMissing(path: string): Promise<Stats | undefined> {
+async function statOrMissing(access: FileAccess, path: string): Promise<FileStats | undefined> {
   try {
-    return await stat(path);
+    return await access.stat(path);
   } catch (err) {
     if (errnoOf(err) === "ENOENT") return undefined;
     throw fsHttpError(err, "stat", path);
@@ -58,27 +57,23 @@ async function statOrMissing(path: string): Promise<Stats | undefined> {
 }
 
 /** The closest directory that exists on the way up from `path`: where a part can be staged now. */
-async function nearestDirectory(path: string): Promise<string> {
+async function nearestDirectory(access: FileAccess, path: string): Promise<string> {
+  const probe = probeFor(access);
   for (let dir = path; ; dir = posix.dirname(dir)) {
     if ((await probe(dir)) === "directory" || dir === "/") return dir;
   }
 }
 
 /**
- * Writing to a symlink writes to the file it points to (as writing in place would), even when
- * that file does not exist yet.
+ * Where writing `path` lands: writing to a symlink writes to the file it points to (as writing in
+ * place would), even when that file does not exist yet, unless the link is one the caller must
+ * not follow (see protected-path.ts).
  */
-async function followSymlink(target: string): Promise<string> {
+async function writeTarget(access: FileAccess, path: string): Promise<string> {
   try {
-    if (!(await lstat(target)).isSymbolicLink()) return target;
-  } catch {
-    return target;
-  }
-  try {
-    return await realpath(target);
-  } catch {
-    // Dangling: the file it names is created. Unreadable: the rename reports the real problem.
-    return readlink(target).then((link) => posix.resolve(posix.dirname(target), link), () => target);
+    return await resolveForWriting(access, path, true);
+  } catch (err) {
+    throw fsHttpError(err, "open", path);
   }
 }
 
@@ -93,15 +88,16 @@ async function receivePart(
   req: FastifyRequest,
 ): Promise<Received> {
   const caller = req.caller;
+  const access = fileAccessFor(caller);
   const known = firstNonEmpty(fieldsSoFar.get("path")) ?? queryPath(req);
-  const guess = await tentativeTarget(known, part.fileName, caller, probe);
+  const guess = await tentativeTarget(known, part.fileName, caller, probeFor(access));
   let file: StagedFile;
   try {
     // A guess outside a signed URL's path dooms the form (a path field outside it always wins):
     // refuse now rather than stage the bytes there, where the URL never allowed writing.
     if (guess !== undefined && isSigned(req)) checkSignedScope([{ target: guess, shown: guess }], queryPath(req) ?? "/", caller);
-    const dir = await nearestDirectory(guess === undefined ? caller.home : posix.dirname(guess));
-    file = await StagedFile.create(dir, posix.basename(guess ?? part.fileName ?? "file"));
+    const dir = await nearestDirectory(access, await writeTarget(access, guess === undefined ? caller.home : posix.dirname(guess)));
+    file = await StagedFile.create(access, dir, posix.basename(guess ?? part.fileName ?? "file"));
   } catch (err) {
     part.stream.resume();
     throw err;
@@ -116,20 +112,21 @@ async function receivePart(
   return { fileName: part.fileName, file };
 }
 
-/** Makes the target's directory, moves the staged file there and gives it its final mode and owner. */
-async function prepare(file: StagedFile, placement: Placement, caller: User): Promise<string> {
-  const target = await followSymlink(placement.target);
-  const existing = await statOrMissing(target);
+/** Makes the target's directory, moves the staged file there and gives it its final mode. */
+async function prepare(file: StagedFile, placement: Placement, access: FileAccess): Promise<string> {
+  const target = await writeTarget(access, placement.target);
+  const existing = await statOrMissing(access, target);
   if (existing?.isDirectory()) throw new HttpError(409, `cannot write ${target}: it is a directory`);
   if (existing !== undefined && !existing.isFile()) throw new HttpError(409, `cannot write ${target}: it is not a regular file`);
   const dir = posix.dirname(target);
   try {
-    await mkdirOwned(dir, caller);
+    // Made by the caller's own access: new directories are the caller's.
+    await access.mkdir(dir, { recursive: true });
   } catch (err) {
     throw fsHttpError(err, "mkdir", dir);
   }
   await file.moveInto(dir);
-  await file.finish(existing === undefined ? NEW_FILE_MODE : existing.mode & 0o777, caller);
+  await file.finish(existing === undefined ? NEW_FILE_MODE : existing.mode & 0o777);
   return target;
 }
 
@@ -164,10 +161,11 @@ async function storeForm(req: FastifyRequest, reply: FastifyReply, config: Confi
   const files = form.files.map((received) => received.file);
   try {
     const pathFields = (form.fields.get("path") ?? []).filter((value) => value !== "");
+    const access = fileAccessFor(req.caller);
     const placements = await placeFiles(
       { pathFields, queryPath: queryPath(req), fileNames: form.files.map((received) => received.fileName) },
       req.caller,
-      probe,
+      probeFor(access),
     );
     // A signed URL authorises its own path only; its query path is what was signed.
     if (isSigned(req)) checkSignedScope(placements, queryPath(req) ?? "/", req.caller);
@@ -175,7 +173,7 @@ async function storeForm(req: FastifyRequest, reply: FastifyReply, config: Confi
     // Everything that can fail happens before the first rename, so a bad file in a form of
     // several leaves all targets as they were.
     const targets: string[] = [];
-    for (const [i, placement] of placements.entries()) targets.push(await prepare(files[i]!, placement, req.caller));
+    for (const [i, placement] of placements.entries()) targets.push(await prepare(files[i]!, placement, access));
     for (const [i, target] of targets.entries()) await files[i]!.commit(target);
 
     const entries = placements.map(({ target, shown }) => ({ name: posix.basename(target), type: "file", path: shown }));

@@ -265,6 +265,9 @@ describe("ListDir", () => {
 describe("MakeDir", () => {
   it("gives every directory it creates to the caller, and only those", async () => {
     const base = fresh("mkdir-owner");
+    // nobody makes them itself, so it needs the right to: a directory it can write, in a tree it can enter.
+    chmodSync(dir.path, 0o711);
+    chmodSync(base, 0o777);
     const { entry } = await fs.makeDir({ path: `${base}/p/q/r` }, asNobody);
     expect(entry).toMatchObject({ owner: "nobody", group: "nogroup" });
     for (const path of [`${base}/p`, `${base}/p/q`, `${base}/p/q/r`]) expect(statSync(path).uid).toBe(65534);
@@ -289,6 +292,8 @@ describe("MakeDir", () => {
 describe("Move", () => {
   it("renames and returns the destination's entry, creating missing parents for the caller", async () => {
     const base = fresh("move");
+    chmodSync(dir.path, 0o711);
+    chmodSync(base, 0o777);
     writeFileSync(`${base}/a.txt`, "payload");
     const { entry } = await fs.move({ source: `${base}/a.txt`, destination: `${base}/new/deeper/b.txt` }, asNobody);
     expect(entry).toMatchObject({ name: "b.txt", path: `${base}/new/deeper/b.txt`, type: FileType.FILE, size: 7n });

@@ -10,6 +10,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Filesystem } from "../../src/gen/sandboxagent/api_pb.js";
 import { WatchGroup } from "../../src/services/filesystem/watch.js";
+import { fileAccessFor } from "../../src/user-fs/access.js";
+import { lookupUser } from "../../src/users.js";
 import { AUTH, client, eventually, startTestAgent, tempDir, type TestAgent } from "../helpers/agent.js";
 
 /** fs.watch handles this process holds (chokidar opens one per watched directory). */
@@ -35,7 +37,7 @@ describe("a watch whose directory is removed lets go of every handle", () => {
       await mkdir(join(gone, "sub", "deeper"), { recursive: true });
       let ended = false;
       const group = new WatchGroup();
-      await group.open(gone, recursive, { events: () => undefined, ended: () => (ended = true) });
+      await group.open(fileAccessFor(lookupUser("root")!), gone, recursive, { events: () => undefined, ended: () => (ended = true) });
       await rm(gone, { recursive: true });
       await eventually(() => ended);
       await group.closeAll();

@@ -239,6 +239,9 @@ describe("POST /upload: content, modes and owners", () => {
     const nobody = lookupUser("nobody");
     expect(nobody).toBeDefined();
     const target = join(dir, "owned/sub/file.txt");
+    // nobody writes them itself, so it needs the right to: a directory it can write, in a tree it can enter.
+    await chmod(root.path, 0o711);
+    await chmod(dir, 0o777);
     const res = await upload([file(target, "mine"), field(target)], "", { ...AUTH, "x-user": "nobody" });
     expect(res.status).toBe(200);
     // Only a privileged agent can give files away; otherwise they stay the agent's.

@@ -2,7 +2,7 @@
  * The official @scalebox/sdk driving the Filesystem service of a real agent, through a local
  * control-plane stand-in: files.list/makeDir/move/remove/exists/stat, watchDir and createWatcher.
  */
-import { mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { activeWatchCount } from "../../src/services/filesystem/watch.js";
 import { eventually, tempDir, type TestAgent } from "../helpers/agent.js";
@@ -63,6 +63,9 @@ describe("sdk files", () => {
 
   it("makeDir as another user: the new directories belong to that user", async () => {
     const base = fresh("mkdir-user");
+    // nobody makes them itself, so it needs the right to: a directory it can write, in a tree it can enter.
+    chmodSync(dir.path, 0o711);
+    chmodSync(base, 0o777);
     await sbx.files.makeDir(`${base}/mine/too`, { user: "nobody" });
     expect(statSync(`${base}/mine`).uid).toBe(65534);
     expect(statSync(`${base}/mine/too`).uid).toBe(65534);

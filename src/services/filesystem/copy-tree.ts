@@ -6,17 +6,18 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { randomBytes } from "node:crypto";
-import { constants, type Stats } from "node:fs";
-import { chmod, copyFile, lchown, lstat, lutimes, mkdir, readdir, readlink, rename, rm, symlink, utimes } from "node:fs/promises";
+import { constants } from "node:fs";
+import { lchown } from "node:fs/promises";
 import { posix } from "node:path";
 import { describeFsError } from "../../errors.js";
+import type { FileAccess, FileStats } from "../../user-fs/access.js";
+import { FsPool } from "../../user-fs/fs-pool.js";
 import { isPrivileged } from "../../users.js";
-import { FsPool } from "./fs-pool.js";
 
 /** Several files copy at once; the kernel does the byte work (copy_file_range) either way. */
 const CONCURRENCY = 8;
 
-export async function moveAcrossFilesystems(source: string, destination: string): Promise<void> {
+export async function moveAcrossFilesystems(access: FileAccess, source: string, destination: string): Promise<void> {
   // Staged under a hidden sibling name: a failed copy never leaves a half-tree at the
   // destination, and the final rename has exactly rename(2)'s rules for what it may replace.
   const staging = posix.join(
@@ -24,48 +25,50 @@ export async function moveAcrossFilesystems(source: string, destination: string)
     `.${posix.basename(destination)}.moving-${randomBytes(6).toString("hex")}`,
   );
   try {
-    await copyTree(new FsPool(CONCURRENCY), source, staging);
-    await rename(staging, destination);
+    await copyTree(access, new FsPool(CONCURRENCY), source, staging);
+    await access.rename(staging, destination);
   } catch (err) {
-    await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+    await access.rm(staging, { recursive: true, force: true }).catch(() => undefined);
     throw err;
   }
   try {
-    await rm(source, { recursive: true });
+    await access.rm(source, { recursive: true, force: false });
   } catch (err) {
     const { code, message } = describeFsError(err, "remove", source);
     throw new ConnectError(`copied ${source} to ${destination}, but could not remove the source: ${message}`, code);
   }
 }
 
-async function copyTree(pool: FsPool, source: string, target: string): Promise<void> {
-  const st = await lstat(source);
+async function copyTree(access: FileAccess, pool: FsPool, source: string, target: string): Promise<void> {
+  const st = await access.lstat(source);
   if (st.isDirectory()) {
     // Owner-only until its contents and real mode are in place.
-    await mkdir(target, { mode: 0o700 });
-    const names = await readdir(source);
-    await Promise.all(names.map((name) => copyTree(pool, posix.join(source, name), posix.join(target, name))));
+    await access.mkdir(target, { recursive: false, mode: 0o700 });
+    const names = await access.readdir(source);
+    await Promise.all(names.map((name) => copyTree(access, pool, posix.join(source, name), posix.join(target, name))));
   } else if (st.isSymbolicLink()) {
-    await pool.run(async () => symlink(await readlink(source), target));
+    await pool.run(async () => access.symlink(await access.readlink(source), target));
   } else if (st.isFile()) {
-    await pool.run(() => copyFile(source, target, constants.COPYFILE_EXCL));
+    await pool.run(() => access.copyFile(source, target, constants.COPYFILE_EXCL));
   } else {
     throw new ConnectError(
       `invalid argument: move ${source}: cannot copy a device, socket or FIFO to another file system`,
       Code.InvalidArgument,
     );
   }
-  await preserveMetadata(target, st);
+  await preserveMetadata(access, target, st);
 }
 
-async function preserveMetadata(target: string, st: Stats): Promise<void> {
-  // chown before chmod: changing the owner clears set-user-ID and set-group-ID bits.
-  if (isPrivileged()) await lchown(target, st.uid, st.gid);
+async function preserveMetadata(access: FileAccess, target: string, st: FileStats): Promise<void> {
+  // Owners are kept only by a root caller; anyone else's copies are theirs, as with cp(1). chown
+  // before chmod: changing the owner clears set-user-ID and set-group-ID bits. The copy is new
+  // and under a name only the caller made, in a directory the caller just created.
+  if (access.asAgent && isPrivileged()) await lchown(target, st.uid, st.gid);
   if (st.isSymbolicLink()) {
-    await lutimes(target, st.atime, st.mtime);
+    await access.lutimes(target, st.atimeMs, st.mtimeMs);
     return;
   }
-  await chmod(target, st.mode & 0o7777);
+  await access.chmod(target, st.mode & 0o7777);
   // Last, because creating a directory's children changed its modification time.
-  await utimes(target, st.atime, st.mtime);
+  await access.utimes(target, st.atimeMs, st.mtimeMs);
 }

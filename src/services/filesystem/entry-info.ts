@@ -1,10 +1,9 @@
 /** Builds the EntryInfo message that every Filesystem RPC returns for a path. */
 import { create } from "@bufbuild/protobuf";
 import { TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
-import type { Stats } from "node:fs";
-import { lstat, readlink, stat } from "node:fs/promises";
 import { posix } from "node:path";
 import { EntryInfoSchema, FileType, type EntryInfo } from "../../gen/sandboxagent/api_pb.js";
+import type { FileAccess, FileStats } from "../../user-fs/access.js";
 import { groupName, userName } from "../../users.js";
 
 const S_IFMT = 0o170000;
@@ -65,7 +64,7 @@ export function memoizedNames(): Names {
   return { user: memo(users, userName), group: memo(groups, groupName) };
 }
 
-function fileType(st: Stats | undefined): FileType {
+function fileType(st: FileStats | undefined): FileType {
   if (st === undefined) return FileType.UNSPECIFIED;
   if (st.isDirectory()) return FileType.DIRECTORY;
   return FileType.FILE;
@@ -74,13 +73,13 @@ function fileType(st: Stats | undefined): FileType {
 /** What a symlink points to: its text, and the stats of its final target (none when dangling). */
 export interface LinkInfo {
   readonly target: string | undefined;
-  readonly targetStats: Stats | undefined;
+  readonly targetStats: FileStats | undefined;
 }
 
-export async function linkInfo(path: string): Promise<LinkInfo> {
+export async function linkInfo(access: FileAccess, path: string): Promise<LinkInfo> {
   const [target, targetStats] = await Promise.all([
-    readlink(path).catch(() => undefined),
-    stat(path).catch(() => undefined),
+    access.readlink(path).catch(() => undefined),
+    access.stat(path).catch(() => undefined),
   ]);
   return { target, targetStats };
 }
@@ -90,7 +89,7 @@ export async function linkInfo(path: string): Promise<LinkInfo> {
  * in `symlinkTarget` and the type of what it points to (unspecified when the link is dangling);
  * mode, size and permissions are the link's own, as `ls -l` shows them.
  */
-export function buildEntry(path: string, st: Stats, names: Names = liveNames, link?: LinkInfo): EntryInfo {
+export function buildEntry(path: string, st: FileStats, names: Names = liveNames, link?: LinkInfo): EntryInfo {
   return create(EntryInfoSchema, {
     name: posix.basename(path) || "/",
     type: fileType(st.isSymbolicLink() ? link?.targetStats : st),
@@ -105,7 +104,7 @@ export function buildEntry(path: string, st: Stats, names: Names = liveNames, li
   });
 }
 
-export async function entryInfo(path: string): Promise<EntryInfo> {
-  const st = await lstat(path);
-  return buildEntry(path, st, liveNames, st.isSymbolicLink() ? await linkInfo(path) : undefined);
+export async function entryInfo(access: FileAccess, path: string): Promise<EntryInfo> {
+  const st = await access.lstat(path);
+  return buildEntry(path, st, liveNames, st.isSymbolicLink() ? await linkInfo(access, path) : undefined);
 }

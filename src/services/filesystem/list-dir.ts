@@ -1,12 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { readdir, stat } from "node:fs/promises";
 import { posix } from "node:path";
 import { ListDirResponseSchema, type EntryInfo, type ListDirRequest, type ListDirResponse } from "../../gen/sandboxagent/api_pb.js";
 import { errnoOf, fsConnectError } from "../../errors.js";
+import { fileAccessFor, type FileAccess } from "../../user-fs/access.js";
+import { FsPool } from "../../user-fs/fs-pool.js";
 import { callerOf } from "../caller.js";
 import { buildEntry, linkInfo, memoizedNames, type Names } from "./entry-info.js";
-import { FsPool } from "./fs-pool.js";
 import { resolveFor } from "./resolve.js";
 
 /** libuv runs four file-system calls at a time by default; more queued keeps it fed. */
@@ -22,12 +22,13 @@ const CONCURRENCY = 64;
 export async function listDir(req: ListDirRequest, ctx: HandlerContext): Promise<ListDirResponse> {
   const user = callerOf(ctx);
   const path = resolveFor(req.path, user);
+  const access = fileAccessFor(user);
   try {
     // stat, not lstat: a symlink to a directory names that directory, as `ls link/` does.
-    if (!(await stat(path)).isDirectory()) {
+    if (!(await access.stat(path)).isDirectory()) {
       throw new ConnectError(`invalid path: list ${path}: not a directory`, Code.InvalidArgument);
     }
-    const walk: Walk = { pool: new FsPool(CONCURRENCY, ctx.signal), names: memoizedNames() };
+    const walk: Walk = { access, pool: new FsPool(CONCURRENCY, ctx.signal), names: memoizedNames() };
     const entries = await listLevels(walk, path, Math.max(1, req.depth));
     return create(ListDirResponseSchema, { entries });
   } catch (err) {
@@ -36,13 +37,14 @@ export async function listDir(req: ListDirRequest, ctx: HandlerContext): Promise
 }
 
 interface Walk {
+  readonly access: FileAccess;
   readonly pool: FsPool;
   readonly names: Names;
 }
 
 async function listLevels(walk: Walk, dir: string, levels: number): Promise<EntryInfo[]> {
-  const paths = (await walk.pool.run(() => readdir(dir))).sort().map((name) => posix.join(dir, name));
-  const stats = await walk.pool.lstatAll(paths);
+  const paths = (await walk.pool.run(() => walk.access.readdir(dir))).sort().map((name) => posix.join(dir, name));
+  const stats = await walk.access.lstatAll(paths, walk.pool);
   // Plain entries are built on the spot; only symlinks (one more lookup) and directories to
   // descend into wait for anything. Tens of thousands of needless promises cost more than the walk.
   const parts: Array<EntryInfo | Promise<EntryInfo[]>> = [];
@@ -56,7 +58,7 @@ async function listLevels(walk: Walk, dir: string, levels: number): Promise<Entr
       throw st;
     }
     if (st.isSymbolicLink()) {
-      parts.push(walk.pool.run(() => linkInfo(path)).then((link) => [buildEntry(path, st, walk.names, link)]));
+      parts.push(walk.pool.run(() => linkInfo(walk.access, path)).then((link) => [buildEntry(path, st, walk.names, link)]));
       waiting = true;
     } else if (levels > 1 && st.isDirectory()) {
       const entry = buildEntry(path, st, walk.names);

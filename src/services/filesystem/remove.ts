@@ -1,26 +1,28 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { rm } from "node:fs/promises";
 import { RemoveResponseSchema, type RemoveRequest, type RemoveResponse } from "../../gen/sandboxagent/api_pb.js";
 import { fsConnectError } from "../../errors.js";
+import { fileAccessFor } from "../../user-fs/access.js";
+import { resolveForWriting } from "../../user-fs/protected-path.js";
 import { callerOf } from "../caller.js";
 import { resolveFor } from "./resolve.js";
 
 /**
- * `rm -r` without `-f`: directories go with their contents, symlinks are removed rather than
- * followed, and a missing path is `not_found`.
+ * `rm -r` without `-f`, as the caller: directories go with their contents, symlinks are removed
+ * rather than followed, and a missing path is `not_found`.
  */
 export async function remove(req: RemoveRequest, ctx: HandlerContext): Promise<RemoveResponse> {
   const user = callerOf(ctx);
   // Elsewhere an empty path means the caller's home; here one unset variable in a client would
   // wipe it. Like rm's --preserve-root, refuse that and `/`.
   if (req.path.trim() === "") throw new ConnectError("invalid path: remove: a path is required", Code.InvalidArgument);
-  const path = resolveFor(req.path, user);
-  if (path === "/") throw new ConnectError("invalid path: remove /: refusing to remove the root directory", Code.InvalidArgument);
+  const asked = resolveFor(req.path, user);
+  if (asked === "/") throw new ConnectError("invalid path: remove /: refusing to remove the root directory", Code.InvalidArgument);
+  const access = fileAccessFor(user);
   try {
-    await rm(path, { recursive: true, force: false });
+    await access.rm(await resolveForWriting(access, asked, false), { recursive: true, force: false });
     return create(RemoveResponseSchema, {});
   } catch (err) {
-    throw fsConnectError(err, "remove", path);
+    throw fsConnectError(err, "remove", asked);
   }
 }

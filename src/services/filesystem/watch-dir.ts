@@ -8,6 +8,7 @@ import {
   type WatchDirRequest,
   type WatchDirResponse,
 } from "../../gen/sandboxagent/api_pb.js";
+import { fileAccessFor } from "../../user-fs/access.js";
 import { callerOf } from "../caller.js";
 import { EventBuffer } from "./event-buffer.js";
 import { resolveFor } from "./resolve.js";
@@ -35,10 +36,11 @@ export function watchDirHandler(options: WatchDirOptions) {
   return async function* watchDir(req: WatchDirRequest, ctx: HandlerContext): AsyncGenerator<WatchDirResponse> {
     const user = callerOf(ctx);
     const path = resolveFor(req.path, user);
+    const access = fileAccessFor(user);
 
     const buffer = new EventBuffer<WatchEvent>(options.maxQueued);
     let ended: { error?: ConnectError } | undefined;
-    const watch = await options.watches.open(path, req.recursive, {
+    const watch = await options.watches.open(access, path, req.recursive, {
       events: (batch) => batch.forEach((event) => buffer.push(event)),
       ended: (error) => {
         ended = { error };

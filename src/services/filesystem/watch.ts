@@ -7,11 +7,11 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { FSWatcher, type ChokidarOptions } from "chokidar";
-import type { Stats } from "node:fs";
 import { stat } from "node:fs/promises";
 import { posix } from "node:path";
 import { EventType } from "../../gen/sandboxagent/api_pb.js";
 import { errnoOf, fsConnectError } from "../../errors.js";
+import type { FileAccess, FileStats } from "../../user-fs/access.js";
 import { EventClassifier } from "./classify.js";
 import { Coalescer, type WatchEvent } from "./coalesce.js";
 
@@ -54,8 +54,8 @@ export class WatchGroup {
    * scan of a large tree takes seconds, and must neither outlive a caller who left nor hold back
    * the answer to a deadline; the watch is then closed and the signal's reason thrown.
    */
-  async open(path: string, recursive: boolean, sink: WatchSink, signal?: AbortSignal): Promise<Watch> {
-    const watch = await openWatch(path, recursive, sink, (closed) => this.watches.delete(closed), signal);
+  async open(access: FileAccess, path: string, recursive: boolean, sink: WatchSink, signal?: AbortSignal): Promise<Watch> {
+    const watch = await openWatch(access, path, recursive, sink, (closed) => this.watches.delete(closed), signal);
     this.watches.add(watch);
     return watch;
   }
@@ -71,20 +71,48 @@ export class WatchGroup {
   }
 }
 
+/** How many directories' verdicts one watch remembers (see `listableBy`). */
+const VERDICTS_MAX = 10_000;
+
+/**
+ * Whether the caller may list a directory, asked of the caller's own file worker once per
+ * directory. inotify itself runs as the agent, so a recursive watch sees into directories the
+ * caller could not read; their events are not the caller's to see. A directory already gone is
+ * admitted (its last events are removals of names the caller saw appear, or could not learn of).
+ */
+function listableBy(access: FileAccess): (dir: string) => Promise<boolean> {
+  const verdicts = new Map<string, Promise<boolean>>();
+  return (dir) => {
+    let verdict = verdicts.get(dir);
+    if (verdict === undefined) {
+      if (verdicts.size >= VERDICTS_MAX) verdicts.clear();
+      verdict = access.openDir(dir).then(
+        () => true,
+        (err: unknown) => errnoOf(err) === "ENOENT",
+      );
+      verdicts.set(dir, verdict);
+    }
+    return verdict;
+  };
+}
+
 async function openWatch(
+  access: FileAccess,
   path: string,
   recursive: boolean,
   sink: WatchSink,
   onClose: (watch: Watch) => void,
   signal: AbortSignal | undefined,
 ): Promise<Watch> {
-  let st: Stats;
+  let st: FileStats;
   try {
-    st = await stat(path);
+    st = await access.stat(path);
+    if (!st.isDirectory()) throw new ConnectError(`invalid path: watch ${path}: not a directory`, Code.InvalidArgument);
+    // Watching a directory tells what is in it: only for a caller who may list it.
+    if (!access.asAgent) await access.openDir(path);
   } catch (err) {
     throw fsConnectError(err, "watch", path);
   }
-  if (!st.isDirectory()) throw new ConnectError(`invalid path: watch ${path}: not a directory`, Code.InvalidArgument);
 
   const watcher = watchOnce(path, {
     ignoreInitial: true,
@@ -148,11 +176,21 @@ async function openWatch(
     coalescer.push({ name: "", type: EventType.REMOVE });
     end();
   };
+  // For a caller other than root, each event waits for its directory's verdict, in a chain, so
+  // that events still reach the classifier in the order they happened.
+  const admit = access.asAgent ? undefined : listableBy(access);
+  let inOrder = Promise.resolve();
   watcher.on("all", (event, absolute, stats) => {
     if (closing !== undefined) return;
     const name = posix.relative(path, absolute);
     if (name === "" && event === "unlinkDir") rootGone();
-    else classifier.handle(event, name, stats);
+    else if (admit === undefined) classifier.handle(event, name, stats);
+    else {
+      const dir = posix.dirname(absolute);
+      inOrder = inOrder.then(async () => {
+        if ((await admit(dir)) && closing === undefined) classifier.handle(event, name, stats);
+      });
+    }
   });
   // chokidar reports the root's removal only when it had children to rescan; an empty directory
   // going away shows up solely as a raw event named after itself on its own watch. Confirm with

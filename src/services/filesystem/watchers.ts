@@ -25,6 +25,7 @@ import {
   type RemoveWatcherRequest,
   type RemoveWatcherResponse,
 } from "../../gen/sandboxagent/api_pb.js";
+import { fileAccessFor, type FileAccess } from "../../user-fs/access.js";
 import { callerOf } from "../caller.js";
 import { EventBuffer } from "./event-buffer.js";
 import { resolveFor } from "./resolve.js";
@@ -51,10 +52,10 @@ export class PolledWatchers {
   constructor(private readonly options: PolledWatcherOptions) {}
 
   /** `signal` stops the setup (see WatchGroup.open); once created, the watcher outlives the request. */
-  async create(path: string, recursive: boolean, signal?: AbortSignal): Promise<string> {
+  async create(access: FileAccess, path: string, recursive: boolean, signal?: AbortSignal): Promise<string> {
     const id = randomBytes(16).toString("base64url");
     const polled: Polled = { path, buffer: new EventBuffer(this.options.maxEvents), watch: undefined, idle: undefined, ended: undefined };
-    polled.watch = await this.options.watches.open(path, recursive, {
+    polled.watch = await this.options.watches.open(access, path, recursive, {
       events: (batch) => batch.forEach((event) => polled.buffer.push(event)),
       ended: (error) => {
         polled.ended = { error };
@@ -110,7 +111,7 @@ export function watcherHandlers(watchers: PolledWatchers) {
     async createWatcher(req: CreateWatcherRequest, ctx: HandlerContext): Promise<CreateWatcherResponse> {
       const user = callerOf(ctx);
       const path = resolveFor(req.path, user);
-      return create(CreateWatcherResponseSchema, { watcherId: await watchers.create(path, req.recursive, ctx.signal) });
+      return create(CreateWatcherResponseSchema, { watcherId: await watchers.create(fileAccessFor(user), path, req.recursive, ctx.signal) });
     },
 
     async getWatcherEvents(req: GetWatcherEventsRequest, ctx: HandlerContext): Promise<GetWatcherEventsResponse> {
