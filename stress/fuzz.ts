@@ -5,7 +5,9 @@
  * first of: a crash, a 5xx or server-only Connect code for a client's error, a request left
  * unanswered, /health unanswered; and at the end on processes or watchers still held, connections
  * the clients closed still held (CLOSE_WAIT), or memory that grew: the live heap and RSS after a
- * full collection at the end, against the same a quarter into the run.
+ * full collection at the end, against the same a quarter into the run. Run as root, it also keeps
+ * an unprivileged user racing the agent's writes with planted symlinks (symlink-arena.ts), and
+ * fails when any write reaches the root-only tree those links point into.
  *
  * By default it starts the built agent itself on a scratch directory; `--url U --token T --scratch D`
  * aims it at a running one instead, where memory and connections are only reported.
@@ -21,11 +23,13 @@ import { EXITED_RETENTION_MS } from "../src/services/process/limits.js";
 import type { FuzzContext } from "./arbitraries/context.js";
 import { connectRequests } from "./arbitraries/connect.js";
 import { httpRequests, prepareHttpScratch } from "./arbitraries/http.js";
+import { swapRequests } from "./arbitraries/http-swap.js";
 import { prepareRpcScratch } from "./arbitraries/rpc-rules.js";
 import { liveHeap, startAgentWithHeapSnapshots } from "./leak/live-heap.js";
 import { scrape } from "./leak/snapshot.js";
 import { agentMetrics, countFds, metricValue, rssOf, TCP_CLOSE_WAIT, tcpStates } from "./probe.js";
 import { describeOutcome, describeSpec, faultOf, send, type Outcome, type RequestSpec } from "./request.js";
+import { startSymlinkArena, type SymlinkArena } from "./symlink-arena.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -119,8 +123,16 @@ interface Finding {
 async function main(): Promise<number> {
   const target = await openTarget();
   await prepareScratch(target.scratch);
-  const ctx: FuzzContext = { token: target.token, scratch: target.scratch };
-  const requests = fc.oneof(httpRequests(ctx), connectRequests(ctx));
+  // Only beside an agent of our own: the attacker must share its machine.
+  const arena: SymlinkArena | undefined = target.agent === undefined ? undefined : await startSymlinkArena(target.scratch);
+  if (target.agent !== undefined && arena === undefined) console.error("fuzz: no symlink arena (needs root and the user nobody)");
+  const ctx: FuzzContext = { token: target.token, scratch: target.scratch, ...(arena ? { arena: { dir: arena.dir, user: arena.user } } : {}) };
+  const generators = [
+    { arbitrary: httpRequests(ctx), weight: 4 },
+    { arbitrary: connectRequests(ctx), weight: 4 },
+    ...(arena ? [{ arbitrary: swapRequests(ctx), weight: 1 }] : []),
+  ];
+  const requests = fc.oneof(...generators);
   const started = Date.now();
   const deadline = started + seconds * 1000;
   const findings: Finding[] = [];
@@ -146,8 +158,11 @@ async function main(): Promise<number> {
       if (warm === undefined && target.own !== undefined && Date.now() >= warmAt) warm = await target.own.collected();
       if (Date.now() >= scratchMadeAt + SCRATCH_RESET_MS) {
         await remakeScratch(target.scratch);
+        await arena?.prepare();
         scratchMadeAt = Date.now();
       }
+      const breach = await arena?.check();
+      if (breach !== undefined && running()) findings.push({ reason: breach });
       const health = await send(target.url, { family: "health", transport: "http1", method: "GET", target: "/health", headers: [] }, { timeoutMs: 5_000 });
       if (health.status !== 200 && running()) findings.push({ reason: `/health answered ${health.timedOut ? "nothing within 5 s" : health.status}` });
       const rss = await target.rss();
@@ -184,6 +199,9 @@ async function main(): Promise<number> {
   const ranSeconds = Math.round((Date.now() - started) / 1000);
 
   const lastRequestAt = Date.now();
+  const breach = await arena?.check();
+  if (breach !== undefined) findings.push({ reason: breach });
+  await arena?.stop();
   const held = crashed ? undefined : await releasedHoldings(target);
   // An agent aimed at with --url keeps its own watcher idle time: there, what it holds is only reported.
   if (held !== undefined && target.agent !== undefined && (held.processes > 0 || held.watchers > 0)) {

@@ -1,13 +1,15 @@
 /**
  * Issue 2's figures: 1 GiB download and upload against `cp`, Stat round trips over HTTP/1.1 and
  * h2c against a bare node:http(2) server doing the same stat, ListDir of 10,000 entries against
- * readdir+lstat in-process, and the agent's idle RSS against a bare Node process.
+ * readdir+lstat in-process, and the agent's idle RSS against a bare Node process. Issue 14's: the
+ * same transfers, Stat and ListDir as an unprivileged user (`nobody`, whose operations run on
+ * the file workers with its own credentials) against the same as root.
  */
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { spawn } from "node:child_process";
 import { createReadStream, createWriteStream } from "node:fs";
-import { lstat, mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
 import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
@@ -24,16 +26,28 @@ async function makeFile(path: string, bytes: number): Promise<void> {
  * The transfers use curl as the client, as a user would: a Node client in this process would
  * measure itself (it tops out well below what the agent serves) rather than the agent.
  */
-function download(ctx: BenchContext, path: string, dest: string): Promise<number> {
-  return timeCommand("curl", ["-sSf", "-o", dest, "-H", `x-access-token: ${ctx.token}`, `${ctx.url}/download${path}`]);
+function download(ctx: BenchContext, path: string, dest: string, user = "root"): Promise<number> {
+  return timeCommand("curl", ["-sSf", "-o", dest, "-H", `x-access-token: ${ctx.token}`, "-H", `x-user: ${user}`, `${ctx.url}/download${path}`]);
 }
 
 /** The SDK's shape: the file part (its filename the target path), then the path field. */
-function upload(ctx: BenchContext, source: string, target: string): Promise<number> {
+function upload(ctx: BenchContext, source: string, target: string, user = "root"): Promise<number> {
   return timeCommand("curl", [
-    "-sSf", "-o", "/dev/null", "-H", `x-access-token: ${ctx.token}`,
+    "-sSf", "-o", "/dev/null", "-H", `x-access-token: ${ctx.token}`, "-H", `x-user: ${user}`,
     "-F", `file=@${source};filename=${target}`, "-F", `path=${target}`, `${ctx.url}/upload`,
   ]);
+}
+
+/** The user whose file operations the non-root rows measure; it exists on every Debian system. */
+const UNPRIVILEGED = "nobody";
+
+/** A directory in the run's scratch space that the unprivileged user may read and write. */
+async function unprivilegedDir(ctx: BenchContext, name: string): Promise<string> {
+  await chmod(ctx.workDir, 0o711);
+  const dir = join(ctx.workDir, name);
+  await mkdir(dir, { recursive: true });
+  await chmod(dir, 0o777);
+  return dir;
 }
 
 async function transferRows(ctx: BenchContext): Promise<Row[]> {
@@ -56,10 +70,22 @@ async function transferRows(ctx: BenchContext): Promise<Row[]> {
   const upMs = await upload(ctx, source, copy);
   if ((await stat(copy)).size !== size) throw new Error("upload size mismatch");
   await rm(copy);
+
+  ctx.log(`download and upload as ${UNPRIVILEGED}`);
+  const shared = await unprivilegedDir(ctx, "unprivileged-transfers");
+  await chmod(source, 0o644);
+  const userCopy = join(shared, "copy.bin");
+  const userDownMs = await download(ctx, source, userCopy, UNPRIVILEGED);
+  await rm(userCopy);
+  const userUpMs = await upload(ctx, source, userCopy, UNPRIVILEGED);
+  if ((await stat(userCopy)).size !== size) throw new Error("upload size mismatch");
+  await rm(shared, { recursive: true });
   await rm(source);
   return [
     row(`download ${label} (vs cp)`, "MiB/s", mbps(downMs), mbps(cpMs)),
     row(`upload ${label} (vs cp)`, "MiB/s", mbps(upMs), mbps(cpMs)),
+    row(`download ${label} as ${UNPRIVILEGED} (vs as root)`, "MiB/s", mbps(userDownMs), mbps(downMs)),
+    row(`upload ${label} as ${UNPRIVILEGED} (vs as root)`, "MiB/s", mbps(userUpMs), mbps(upMs)),
   ];
 }
 
@@ -122,14 +148,19 @@ async function statRows(ctx: BenchContext): Promise<Row[]> {
     await bare.close();
     rows.push(row(`Stat round trip ${label} p50 (vs bare node server)`, "ms", percentile(agentSamples, 50), percentile(bareSamples, 50)));
     rows.push(row(`Stat round trip ${label} p99 (vs bare node server)`, "ms", percentile(agentSamples, 99), percentile(bareSamples, 99)));
+    if (httpVersion === "1.1") {
+      const asUser = { "x-access-token": ctx.token, "x-user": UNPRIVILEGED };
+      await chmod(ctx.workDir, 0o711);
+      const userSamples = await sample(count, () => agentClient.stat({ path: ctx.workDir }, { headers: asUser }));
+      rows.push(row(`Stat round trip ${label} p50 as ${UNPRIVILEGED} (vs as root)`, "ms", percentile(userSamples, 50), percentile(agentSamples, 50)));
+    }
   }
   return rows;
 }
 
 async function listDirRows(ctx: BenchContext): Promise<Row[]> {
   ctx.log("ListDir");
-  const dir = join(ctx.workDir, "many");
-  await mkdir(dir);
+  const dir = await unprivilegedDir(ctx, "many");
   const entries = 10_000;
   for (let i = 0; i < entries; i += 500) {
     await Promise.all(Array.from({ length: 500 }, (_, j) => writeFile(join(dir, `f${i + j}.txt`), "x")));
@@ -145,8 +176,16 @@ async function listDirRows(ctx: BenchContext): Promise<Row[]> {
     const names = await readdir(dir);
     await Promise.all(names.map((name) => lstat(join(dir, name))));
   }, 1);
+  const asUser = { "x-access-token": ctx.token, "x-user": UNPRIVILEGED };
+  const userSamples = await sample(runs, async () => {
+    const res = await fs.listDir({ path: dir, depth: 1 }, { headers: asUser });
+    if (res.entries.length !== entries) throw new Error(`ListDir as ${UNPRIVILEGED} returned ${res.entries.length} entries`);
+  }, 1);
   await rm(dir, { recursive: true });
-  return [row("ListDir 10,000 entries p50 (vs readdir+lstat in-process)", "ms", percentile(agentSamples, 50), percentile(baseSamples, 50))];
+  return [
+    row("ListDir 10,000 entries p50 (vs readdir+lstat in-process)", "ms", percentile(agentSamples, 50), percentile(baseSamples, 50)),
+    row(`ListDir 10,000 entries p50 as ${UNPRIVILEGED} (vs as root)`, "ms", percentile(userSamples, 50), percentile(agentSamples, 50)),
+  ];
 }
 
 async function idleRss(ctx: BenchContext): Promise<Row> {

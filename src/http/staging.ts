@@ -9,13 +9,14 @@
  * symlink, and after the rename the target is checked to be the very file that was written.
  */
 import { randomBytes } from "node:crypto";
-import { close, constants, createReadStream, createWriteStream, fchmod, fstat } from "node:fs";
+import { close, constants, fchmod, fstat } from "node:fs";
 import { posix } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
 import { errnoOf } from "../errors.js";
 import type { FileAccess } from "../user-fs/access.js";
+import { copyDescriptor, FdWriter } from "../user-fs/fd-writer.js";
 import { fsHttpError, HttpError } from "./reply-error.js";
 
 /** Leaves room for the prefix and suffix within NAME_MAX (255 bytes). */
@@ -57,6 +58,8 @@ async function createIn(access: FileAccess, dir: string, hint: string): Promise<
 export class StagedFile {
   private committed = false;
   private written = 0;
+  /** The writer of `fill`, until its last write has returned: the descriptor is closed only then. */
+  private writer: FdWriter | undefined;
 
   private constructor(
     private readonly access: FileAccess,
@@ -89,8 +92,9 @@ export class StagedFile {
 
   /** Streams `source` into the file; a slow disk slows the sender instead of filling memory. */
   async fill(source: Readable, shownTarget: string): Promise<void> {
+    const out = new FdWriter(this.descriptor(), WRITE_CHUNK_BYTES);
+    this.writer = out;
     try {
-      const out = createWriteStream(this.path, { fd: this.descriptor(), autoClose: false, highWaterMark: WRITE_CHUNK_BYTES });
       await pipeline(source, out);
       this.written = out.bytesWritten;
     } catch (err) {
@@ -114,10 +118,7 @@ export class StagedFile {
     // Another file system: a new temporary file there, filled from the descriptor we hold.
     const copy = await createIn(this.access, dir, this.hint);
     try {
-      await pipeline(
-        createReadStream(this.path, { fd: this.descriptor(), start: 0, autoClose: false, highWaterMark: WRITE_CHUNK_BYTES }),
-        createWriteStream(copy.path, { fd: copy.fd, autoClose: false, highWaterMark: WRITE_CHUNK_BYTES }),
-      );
+      await copyDescriptor(this.descriptor(), copy.fd, WRITE_CHUNK_BYTES);
     } catch (err) {
       await closeAsync(copy.fd).catch(() => undefined);
       await this.access.rm(copy.path, { recursive: false, force: true }).catch(() => undefined);
@@ -160,7 +161,10 @@ export class StagedFile {
   private async close(): Promise<void> {
     const fd = this.fd;
     this.fd = undefined;
-    if (fd !== undefined) await closeAsync(fd).catch(() => undefined);
+    if (fd === undefined) return;
+    // A write of a failed fill may still be running: its descriptor must not be reused under it.
+    await this.writer?.settled();
+    await closeAsync(fd).catch(() => undefined);
   }
 
   /**

@@ -23,7 +23,9 @@ class FileWorker {
   private readonly worker: Worker;
 
   constructor(onGone: (gone: FileWorker) => void) {
-    this.worker = new Worker(WORKER_URL, { stdout: false, stderr: false });
+    // trackUnmanagedFds off: descriptors a worker opens are handed to the agent, which closes
+    // them; a worker that ended would otherwise close them all under the agent's feet.
+    this.worker = new Worker(WORKER_URL, { stdout: false, stderr: false, trackUnmanagedFds: false });
     this.worker.unref();
     this.worker.on("message", (reply: Reply) => {
       const waiting = this.pending.get(reply.id);

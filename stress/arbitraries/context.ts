@@ -7,4 +7,6 @@ export interface FuzzContext {
   readonly token: string;
   /** An absolute directory the generators may fill, move and delete in. */
   readonly scratch: string;
+  /** A directory inside `scratch` that `user` owns and races writes in (stress/symlink-arena.ts). */
+  readonly arena?: { readonly dir: string; readonly user: string };
 }

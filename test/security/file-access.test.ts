@@ -99,6 +99,7 @@ describe("upload as an unprivileged user", () => {
   });
 
   it("into another user's private home: refused", async () => {
+    rmSync(`${alice.home}/planted.txt`, { force: true });
     const res = await upload(mallory, `${alice.home}/planted.txt`, "x");
     expect(res.status).toBe(403);
     expect(existsSync(`${alice.home}/planted.txt`)).toBe(false);
@@ -277,5 +278,23 @@ describe.each<TransportName>(["connect-json-h1", "grpc"])("Filesystem RPCs as an
     );
     const stream = new WatchStream(fs(), alice.home, false, { "x-user": mallory.name });
     expect((await stream.done)?.code).toBe(Code.PermissionDenied);
+  });
+});
+
+describe("file workers", () => {
+  it("each operation runs with its own caller's credentials, and the agent's thread keeps root's", async () => {
+    const { FileWorkerPool } = await import("../../src/user-fs/workers.js");
+    const pool = new FileWorkerPool();
+    try {
+      const users = [mallory, alice, mallory, alice, mallory, alice, mallory, alice];
+      const seen = await Promise.all(users.map((user) => pool.run(user, "whoami")));
+      expect(seen).toEqual(users.map((user) => [user.uid, user.gid]));
+      await expect(pool.run(mallory, "stat", secret)).resolves.toMatchObject({ uid: 0 });
+      await expect(pool.run(mallory, "open", secret, 0, 0)).rejects.toMatchObject({ code: "EACCES" });
+      expect(process.getuid?.()).toBe(0);
+      expect(readFileSync(secret, "utf8")).toBe("the secret\n");
+    } finally {
+      await pool.close();
+    }
   });
 });
