@@ -6,7 +6,8 @@
  * The temporary file is created by the caller (through its FileAccess), so it is the caller's
  * from the first byte, and it is held open from creation to commit: its mode is set on that
  * descriptor, never by a path that someone who can write the directory could have swapped for a
- * symlink, and after the rename the target is checked to be the very file that was written.
+ * symlink, and after the rename the target is checked to be the very file that was written. Its
+ * directory is named through a handle held open (protected-path.ts), never by its path again.
  */
 import { randomBytes } from "node:crypto";
 import { close, constants, fchmod, fstat } from "node:fs";
@@ -17,6 +18,7 @@ import { promisify } from "node:util";
 import { errnoOf } from "../errors.js";
 import type { FileAccess } from "../user-fs/access.js";
 import { copyDescriptor, FdWriter } from "../user-fs/fd-writer.js";
+import type { Anchor, DirectoryHandle } from "../user-fs/protected-path.js";
 import { fsHttpError, HttpError } from "./reply-error.js";
 
 /** Leaves room for the prefix and suffix within NAME_MAX (255 bytes). */
@@ -46,12 +48,12 @@ function tempName(hint: string): string {
   return `.${hint}.upload-${randomBytes(6).toString("hex")}`;
 }
 
-async function createIn(access: FileAccess, dir: string, hint: string): Promise<{ path: string; fd: number }> {
-  const path = posix.join(dir, tempName(hint));
+async function createIn(access: FileAccess, dir: DirectoryHandle, hint: string): Promise<{ name: string; fd: number }> {
+  const name = tempName(hint);
   try {
-    return { path, fd: await access.open(path, CREATE_FLAGS, 0o600) };
+    return { name, fd: await access.open(`${dir.dir}/${name}`, CREATE_FLAGS, 0o600) };
   } catch (err) {
-    throw fsHttpError(err, "create", path);
+    throw fsHttpError(err, "create", posix.join(dir.shown, name));
   }
 }
 
@@ -63,26 +65,36 @@ export class StagedFile {
 
   private constructor(
     private readonly access: FileAccess,
-    private path: string,
+    /** The directory the file is in now; the staged file owns it and closes it. */
+    private dir: DirectoryHandle,
+    private name: string,
     private readonly hint: string,
     private fd: number | undefined,
   ) {}
 
-  /** Creates the empty temporary file in `dir` as the caller; `name` is the target's base name, as a hint. */
-  static async create(access: FileAccess, dir: string, name: string): Promise<StagedFile> {
+  /**
+   * Creates the empty temporary file in `dir` as the caller, and takes `dir` over (closed with
+   * the file); `name` is the target's base name, as a hint.
+   */
+  static async create(access: FileAccess, dir: DirectoryHandle, name: string): Promise<StagedFile> {
     const hint = hintFrom(name);
-    const { path, fd } = await createIn(access, dir, hint);
-    return new StagedFile(access, path, hint, fd);
+    try {
+      const created = await createIn(access, dir, hint);
+      return new StagedFile(access, dir, created.name, hint, created.fd);
+    } catch (err) {
+      await dir.close();
+      throw err;
+    }
+  }
+
+  /** The file as the kernel reaches it, through its directory's handle. */
+  private get at(): string {
+    return `${this.dir.dir}/${this.name}`;
   }
 
   /** Bytes written by `fill`. */
   get size(): number {
     return this.written;
-  }
-
-  /** Where the bytes are now (a temporary name until `commit`). */
-  get location(): string {
-    return this.path;
   }
 
   private descriptor(): number {
@@ -104,28 +116,35 @@ export class StagedFile {
     }
   }
 
-  /** Moves the temporary file into `dir` (the target's), copying when `dir` is on another filesystem. */
-  async moveInto(dir: string): Promise<void> {
-    if (posix.dirname(this.path) === dir) return;
-    const next = posix.join(dir, tempName(this.hint));
+  /**
+   * Moves the temporary file into the target's directory (copying when it is on another file
+   * system), and takes that directory's handle over from `target` once it succeeds; when it
+   * throws, the handle is still the caller's to close.
+   */
+  async moveInto(target: Anchor): Promise<void> {
+    const into: DirectoryHandle = { dir: target.dir, shown: posix.dirname(target.shown), close: target.close };
+    const name = tempName(this.hint);
     try {
-      await this.access.rename(this.path, next);
-      this.path = next;
+      await this.access.rename(this.at, `${into.dir}/${name}`);
+      await this.dir.close();
+      this.dir = into;
+      this.name = name;
       return;
     } catch (err) {
-      if (errnoOf(err) !== "EXDEV") throw fsHttpError(err, "rename", next);
+      if (errnoOf(err) !== "EXDEV") throw fsHttpError(err, "rename", posix.join(into.shown, name));
     }
     // Another file system: a new temporary file there, filled from the descriptor we hold.
-    const copy = await createIn(this.access, dir, this.hint);
+    const copy = await createIn(this.access, into, this.hint);
     try {
       await copyDescriptor(this.descriptor(), copy.fd, WRITE_CHUNK_BYTES);
     } catch (err) {
       await closeAsync(copy.fd).catch(() => undefined);
-      await this.access.rm(copy.path, { recursive: false, force: true }).catch(() => undefined);
-      throw fsHttpError(err, "write", copy.path);
+      await this.access.rm(`${into.dir}/${copy.name}`, { recursive: false, force: true }).catch(() => undefined);
+      throw fsHttpError(err, "write", posix.join(into.shown, copy.name));
     }
     await this.discard();
-    this.path = copy.path;
+    this.dir = into;
+    this.name = copy.name;
     this.fd = copy.fd;
   }
 
@@ -134,7 +153,7 @@ export class StagedFile {
     try {
       await fchmodAsync(this.descriptor(), mode);
     } catch (err) {
-      throw fsHttpError(err, "chmod", this.path);
+      throw fsHttpError(err, "chmod", posix.join(this.dir.shown, this.name));
     }
   }
 
@@ -143,18 +162,19 @@ export class StagedFile {
    * have replaced the temporary name meanwhile; then what now stands at `target` is theirs, not
    * the upload, and the caller is told rather than shown a success.
    */
-  async commit(target: string): Promise<void> {
+  async commit(target: Anchor): Promise<void> {
+    if (target.dir !== this.dir.dir) throw new Error("commit into a directory the file was not moved into");
     try {
-      await this.access.rename(this.path, target);
+      await this.access.rename(this.at, target.at);
     } catch (err) {
-      throw fsHttpError(err, "rename", target);
+      throw fsHttpError(err, "rename", target.shown);
     }
-    this.path = target;
+    this.name = target.name;
     this.committed = true;
-    const [written, placed] = await Promise.all([fstatAsync(this.descriptor()), this.access.lstat(target).catch(() => undefined)]);
+    const [written, placed] = await Promise.all([fstatAsync(this.descriptor()), this.access.lstat(target.at).catch(() => undefined)]);
     await this.close();
     if (placed === undefined || placed.ino !== written.ino || placed.dev !== written.dev) {
-      throw new HttpError(409, `${target} was replaced by another file while the upload was being stored`);
+      throw new HttpError(409, `${target.shown} was replaced by another file while the upload was being stored`);
     }
   }
 
@@ -175,7 +195,7 @@ export class StagedFile {
    */
   async discard(): Promise<void> {
     await this.close();
-    if (this.committed) return;
-    await this.access.rm(this.path, { recursive: false, force: true }).catch(() => undefined);
+    if (!this.committed) await this.access.rm(this.at, { recursive: false, force: true }).catch(() => undefined);
+    await this.dir.close();
   }
 }

@@ -8,7 +8,7 @@ import { posix } from "node:path";
 import type { Config } from "../config.js";
 import { errnoOf } from "../errors.js";
 import { fileAccessFor, type FileAccess, type FileStats } from "../user-fs/access.js";
-import { resolveForWriting } from "../user-fs/protected-path.js";
+import { anchorForWriting, nearestDirectory, type Anchor, type DirectoryHandle } from "../user-fs/protected-path.js";
 import { isMultipartForm, receiveForm, type FilePart } from "./multipart.js";
 import { fsHttpError, HttpError, useJsonErrors } from "./reply-error.js";
 import { StagedFile } from "./staging.js";
@@ -47,31 +47,32 @@ const probeFor = (access: FileAccess): Probe => async (path) => {
   }
 };
 
-async function statOrMissing(access: FileAccess, path: string): Promise<FileStats | undefined> {
+async function lstatOrMissing(access: FileAccess, path: string, shown: string): Promise<FileStats | undefined> {
   try {
-    return await access.stat(path);
+    return await access.lstat(path);
   } catch (err) {
     if (errnoOf(err) === "ENOENT") return undefined;
-    throw fsHttpError(err, "stat", path);
-  }
-}
-
-/** The closest directory that exists on the way up from `path`: where a part can be staged now. */
-async function nearestDirectory(access: FileAccess, path: string): Promise<string> {
-  const probe = probeFor(access);
-  for (let dir = path; ; dir = posix.dirname(dir)) {
-    if ((await probe(dir)) === "directory" || dir === "/") return dir;
+    throw fsHttpError(err, "stat", shown);
   }
 }
 
 /**
- * Where writing `path` lands: writing to a symlink writes to the file it points to (as writing in
- * place would), even when that file does not exist yet, unless the link is one the caller must
- * not follow (see protected-path.ts).
+ * Where writing `path` lands, its directory made and held open: writing to a symlink writes to
+ * the file it points to (as writing in place would), even when that file does not exist yet,
+ * unless the link is one the caller must not follow (see protected-path.ts).
  */
-async function writeTarget(access: FileAccess, path: string): Promise<string> {
+async function writeTarget(access: FileAccess, path: string): Promise<Anchor> {
   try {
-    return await resolveForWriting(access, path, true);
+    return await anchorForWriting(access, path, { followLast: true, makeParents: true });
+  } catch (err) {
+    throw fsHttpError(err, "open", path);
+  }
+}
+
+/** Where a part can be staged now: the closest directory that exists on the way to its target. */
+async function stagingDirectory(access: FileAccess, path: string): Promise<DirectoryHandle> {
+  try {
+    return await nearestDirectory(access, path);
   } catch (err) {
     throw fsHttpError(err, "open", path);
   }
@@ -96,7 +97,7 @@ async function receivePart(
     // A guess outside a signed URL's path dooms the form (a path field outside it always wins):
     // refuse now rather than stage the bytes there, where the URL never allowed writing.
     if (guess !== undefined && isSigned(req)) checkSignedScope([{ target: guess, shown: guess }], queryPath(req) ?? "/", caller);
-    const dir = await nearestDirectory(access, await writeTarget(access, guess === undefined ? caller.home : posix.dirname(guess)));
+    const dir = await stagingDirectory(access, guess === undefined ? caller.home : posix.dirname(guess));
     file = await StagedFile.create(access, dir, posix.basename(guess ?? part.fileName ?? "file"));
   } catch (err) {
     part.stream.resume();
@@ -112,20 +113,24 @@ async function receivePart(
   return { fileName: part.fileName, file };
 }
 
-/** Makes the target's directory, moves the staged file there and gives it its final mode. */
-async function prepare(file: StagedFile, placement: Placement, access: FileAccess): Promise<string> {
+/**
+ * Makes the target's directory (as the caller: new directories are the caller's), moves the
+ * staged file there and gives it its final mode. The staged file takes the target's directory
+ * handle over.
+ */
+async function prepare(file: StagedFile, placement: Placement, access: FileAccess): Promise<Anchor> {
   const target = await writeTarget(access, placement.target);
-  const existing = await statOrMissing(access, target);
-  if (existing?.isDirectory()) throw new HttpError(409, `cannot write ${target}: it is a directory`);
-  if (existing !== undefined && !existing.isFile()) throw new HttpError(409, `cannot write ${target}: it is not a regular file`);
-  const dir = posix.dirname(target);
+  let existing: FileStats | undefined;
   try {
-    // Made by the caller's own access: new directories are the caller's.
-    await access.mkdir(dir, { recursive: true });
+    existing = await lstatOrMissing(access, target.at, target.shown);
+    if (existing?.isDirectory()) throw new HttpError(409, `cannot write ${target.shown}: it is a directory`);
+    if (existing !== undefined && !existing.isFile()) throw new HttpError(409, `cannot write ${target.shown}: it is not a regular file`);
+    await file.moveInto(target);
   } catch (err) {
-    throw fsHttpError(err, "mkdir", dir);
+    // Not taken over by the staged file: closed here, and never named again.
+    await target.close();
+    throw err;
   }
-  await file.moveInto(dir);
   await file.finish(existing === undefined ? NEW_FILE_MODE : existing.mode & 0o777);
   return target;
 }
@@ -172,7 +177,7 @@ async function storeForm(req: FastifyRequest, reply: FastifyReply, config: Confi
 
     // Everything that can fail happens before the first rename, so a bad file in a form of
     // several leaves all targets as they were.
-    const targets: string[] = [];
+    const targets: Anchor[] = [];
     for (const [i, placement] of placements.entries()) targets.push(await prepare(files[i]!, placement, access));
     for (const [i, target] of targets.entries()) await files[i]!.commit(target);
 

@@ -178,6 +178,23 @@ describe("upload as root into a directory other users can write", () => {
     expect(existsSync(`${system}/cron-job`)).toBe(false);
   });
 
+  it("does not follow another user's symlink even where only root can write (moved there by root itself)", async () => {
+    const dir = homeCase(mallory);
+    runAs(mallory, `ln -s ${config} ${dir}/notes.txt`);
+    const rootDir = mkdtempSync(join(tmpdir(), "agent-rootdir-"));
+    try {
+      const fs = client(Filesystem, agent.url);
+      await fs.move({ source: `${dir}/notes.txt`, destination: `${rootDir}/notes.txt` }, as(lookupUser("root")!));
+      expect(lstatSync(`${rootDir}/notes.txt`).uid).toBe(mallory.uid);
+      const res = await upload(lookupUser("root")!, `${rootDir}/notes.txt`, "platform data\n");
+      expect(res.status).toBe(403);
+      await expectConnectError(fs.makeDir({ path: `${rootDir}/notes.txt/sub` }, as(lookupUser("root")!)), Code.PermissionDenied);
+      unchangedSystem();
+    } finally {
+      rmSync(rootDir, { recursive: true, force: true });
+    }
+  });
+
   it("still follows root's own symlinks, and writes where it was asked", async () => {
     const dir = homeCase(mallory);
     const res = await upload(lookupUser("root")!, `${dir}/given.txt`, "for mallory");

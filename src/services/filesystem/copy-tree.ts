@@ -11,31 +11,32 @@ import { lchown } from "node:fs/promises";
 import { posix } from "node:path";
 import { describeFsError } from "../../errors.js";
 import type { FileAccess, FileStats } from "../../user-fs/access.js";
+import type { Anchor } from "../../user-fs/protected-path.js";
 import { FsPool } from "../../user-fs/fs-pool.js";
 import { isPrivileged } from "../../users.js";
 
 /** Several files copy at once; the kernel does the byte work (copy_file_range) either way. */
 const CONCURRENCY = 8;
 
-export async function moveAcrossFilesystems(access: FileAccess, source: string, destination: string): Promise<void> {
+/** Both sides are held open by the caller (protected-path.ts) until this returns. */
+export async function moveAcrossFilesystems(access: FileAccess, source: Anchor, destination: Anchor): Promise<void> {
   // Staged under a hidden sibling name: a failed copy never leaves a half-tree at the
   // destination, and the final rename has exactly rename(2)'s rules for what it may replace.
-  const staging = posix.join(
-    posix.dirname(destination),
-    `.${posix.basename(destination)}.moving-${randomBytes(6).toString("hex")}`,
-  );
+  const staging = `${destination.dir}/.${destination.name}.moving-${randomBytes(6).toString("hex")}`;
   try {
-    await copyTree(access, new FsPool(CONCURRENCY), source, staging);
-    await access.rename(staging, destination);
+    await copyTree(access, new FsPool(CONCURRENCY), source.at, staging).catch((err: unknown) => {
+      throw err instanceof ConnectError ? new ConnectError(err.rawMessage.replace(source.at, source.shown), err.code) : err;
+    });
+    await access.rename(staging, destination.at);
   } catch (err) {
     await access.rm(staging, { recursive: true, force: true }).catch(() => undefined);
     throw err;
   }
   try {
-    await access.rm(source, { recursive: true, force: false });
+    await access.rm(source.at, { recursive: true, force: false });
   } catch (err) {
-    const { code, message } = describeFsError(err, "remove", source);
-    throw new ConnectError(`copied ${source} to ${destination}, but could not remove the source: ${message}`, code);
+    const { code, message } = describeFsError(err, "remove", source.shown);
+    throw new ConnectError(`copied ${source.shown} to ${destination.shown}, but could not remove the source: ${message}`, code);
   }
 }
 

@@ -3,7 +3,7 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { MakeDirResponseSchema, type MakeDirRequest, type MakeDirResponse } from "../../gen/sandboxagent/api_pb.js";
 import { errnoOf, fsConnectError } from "../../errors.js";
 import { fileAccessFor } from "../../user-fs/access.js";
-import { resolveForWriting } from "../../user-fs/protected-path.js";
+import { anchorForWriting } from "../../user-fs/protected-path.js";
 import { callerOf } from "../caller.js";
 import { entryInfo } from "./entry-info.js";
 import { resolveFor } from "./resolve.js";
@@ -18,11 +18,18 @@ export async function makeDir(req: MakeDirRequest, ctx: HandlerContext): Promise
   const path = resolveFor(req.path, user);
   const access = fileAccessFor(user);
   try {
-    // mkdir -p answers both questions at once, without a check-then-create race: it returns
-    // undefined when the directory existed, and fails with EEXIST when something else is there.
-    const created = await access.mkdir(await resolveForWriting(access, path, true), { recursive: true });
-    if (created === undefined) {
-      throw new ConnectError(`directory already exists: mkdir ${path}: file exists`, Code.AlreadyExists);
+    // The parents are made on the way; the last mkdir answers "was it there" without a
+    // check-then-create race, and what stands there says which refusal it is.
+    const anchor = await anchorForWriting(access, path, { followLast: true, makeParents: true });
+    try {
+      await access.mkdir(anchor.at, { recursive: false });
+    } catch (err) {
+      if (errnoOf(err) !== "EEXIST") throw err;
+      const there = await access.stat(anchor.at).catch(() => undefined);
+      if (there?.isDirectory()) throw new ConnectError(`directory already exists: mkdir ${path}: file exists`, Code.AlreadyExists);
+      throw new ConnectError(`invalid path: mkdir ${path}: exists and is not a directory`, Code.InvalidArgument);
+    } finally {
+      await anchor.close();
     }
     return create(MakeDirResponseSchema, { entry: await entryInfo(access, path) });
   } catch (err) {

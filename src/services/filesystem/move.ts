@@ -1,10 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { posix } from "node:path";
 import { MoveResponseSchema, type MoveRequest, type MoveResponse } from "../../gen/sandboxagent/api_pb.js";
 import { errnoOf, fsConnectError } from "../../errors.js";
 import { fileAccessFor } from "../../user-fs/access.js";
-import { resolveForWriting } from "../../user-fs/protected-path.js";
+import { anchorForWriting } from "../../user-fs/protected-path.js";
 import { callerOf } from "../caller.js";
 import { moveAcrossFilesystems } from "./copy-tree.js";
 import { entryInfo } from "./entry-info.js";
@@ -27,15 +26,22 @@ export async function move(req: MoveRequest, ctx: HandlerContext): Promise<MoveR
   const destinationAsked = resolveFor(req.destination, user);
   const access = fileAccessFor(user);
   try {
-    const source = await resolveForWriting(access, asked, false);
-    // Checked first so that a missing source does not leave new destination parents behind.
-    await access.lstat(source);
-    const destination = await resolveForWriting(access, destinationAsked, false);
-    await access.mkdir(posix.dirname(destination), { recursive: true });
-    await access.rename(source, destination).catch(async (err: unknown) => {
-      if (errnoOf(err) !== "EXDEV") throw err;
-      await moveAcrossFilesystems(access, source, destination);
-    });
+    const source = await anchorForWriting(access, asked, { followLast: false, makeParents: false });
+    try {
+      // Checked first so that a missing source does not leave new destination parents behind.
+      await access.lstat(source.at);
+      const destination = await anchorForWriting(access, destinationAsked, { followLast: false, makeParents: true });
+      try {
+        await access.rename(source.at, destination.at).catch(async (err: unknown) => {
+          if (errnoOf(err) !== "EXDEV") throw err;
+          await moveAcrossFilesystems(access, source, destination);
+        });
+      } finally {
+        await destination.close();
+      }
+    } finally {
+      await source.close();
+    }
     return create(MoveResponseSchema, { entry: await entryInfo(access, destinationAsked) });
   } catch (err) {
     throw fsConnectError(err, `rename ${asked}`, destinationAsked);

@@ -3,7 +3,7 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { RemoveResponseSchema, type RemoveRequest, type RemoveResponse } from "../../gen/sandboxagent/api_pb.js";
 import { fsConnectError } from "../../errors.js";
 import { fileAccessFor } from "../../user-fs/access.js";
-import { resolveForWriting } from "../../user-fs/protected-path.js";
+import { anchorForWriting } from "../../user-fs/protected-path.js";
 import { callerOf } from "../caller.js";
 import { resolveFor } from "./resolve.js";
 
@@ -20,7 +20,12 @@ export async function remove(req: RemoveRequest, ctx: HandlerContext): Promise<R
   if (asked === "/") throw new ConnectError("invalid path: remove /: refusing to remove the root directory", Code.InvalidArgument);
   const access = fileAccessFor(user);
   try {
-    await access.rm(await resolveForWriting(access, asked, false), { recursive: true, force: false });
+    const anchor = await anchorForWriting(access, asked, { followLast: false, makeParents: false });
+    try {
+      await access.rm(anchor.at, { recursive: true, force: false });
+    } finally {
+      await anchor.close();
+    }
     return create(RemoveResponseSchema, {});
   } catch (err) {
     throw fsConnectError(err, "remove", asked);
