@@ -59,10 +59,15 @@ export async function startSymlinkArena(scratch: string): Promise<SymlinkArena |
   await prepare();
   // The attacker: replaces every regular file and directory it may in its directory with links
   // into the canary tree, and keeps links planted under the names the requests use.
-  const script = `while :; do
+  const script = `n=0
+while :; do
   if cd ${dir} 2>/dev/null; then
     for f in .*.upload-* .*.moving-* *; do
-      [ -e "$f" ] && [ ! -L "$f" ] && { rm -rf "$f"; ln -s ${canary}/passwd "$f"; } 2>/dev/null
+      [ -e "$f" ] && [ ! -L "$f" ] || continue
+      n=$((n + 1))
+      # A directory root made here cannot be emptied by its owner, but it can be moved aside.
+      { rm -rf "$f" || mv "$f" ".aside-$n"; ln -s ${canary}/passwd "$f"; } 2>/dev/null
+      [ -d ".aside-$n" ] && ln -sfn ${canary} "$f" 2>/dev/null
     done
     ln -sfn ${canary} etc 2>/dev/null; ln -sf ${canary}/passwd notes.txt 2>/dev/null; ln -sf ${canary}/preload dangling.txt 2>/dev/null
     cd /

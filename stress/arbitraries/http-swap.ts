@@ -1,7 +1,7 @@
 /**
  * Family "swap": ordinary writes into a directory whose owner, an unprivileged user, races them
  * with symlinks into a root-only tree (stress/symlink-arena.ts). Uploads (as root and as that
- * user), MakeDir and Move, to the names the attacker plants links under and to names it swaps
+ * user), MakeDir, Move and Remove, to the names the attacker plants links under and to names it swaps
  * as soon as they appear. The answer may be anything a client's error gets; what is judged is
  * the canary tree, by the campaign.
  *
@@ -48,5 +48,8 @@ export function swapRequests(ctx: FuzzContext): fc.Arbitrary<RequestSpec> {
   const move = fc.record({ transport: transports, headers: asUser(ctx), from: path, to: path }).map(({ transport, headers, from, to }) =>
     rpc("Move", { source: from, destination: to }, headers, transport),
   );
-  return fc.oneof({ arbitrary: upload, weight: 3 }, makeDir, move);
+  const remove = fc.record({ transport: transports, headers: asUser(ctx), path: fc.constantFrom("d", "d/sub", "etc", "notes.txt").map((name) => `${arena.dir}/${name}`) }).map(
+    ({ transport, headers, path: target }) => rpc("Remove", { path: target }, headers, transport),
+  );
+  return fc.oneof({ arbitrary: upload, weight: 3 }, makeDir, move, remove);
 }

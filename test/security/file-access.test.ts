@@ -213,6 +213,39 @@ describe("upload as root into a directory other users can write", () => {
   });
 });
 
+describe("remove as root of a tree another user can write into", () => {
+  it("deletes nothing outside the tree while that user swaps its directories for symlinks", async () => {
+    const tree = mkdtempSync(join(tmpdir(), "agent-rmtree-"));
+    const bait = mkdtempSync(join(tmpdir(), "agent-rmbait-"));
+    try {
+      chmodSync(tree, 0o755);
+      for (let i = 0; i < 50; i++) writeFileSync(join(bait, `keep-${i}`), "keep");
+      const shared = join(tree, "shared");
+      mkdirSync(shared);
+      chownSync(shared, mallory.uid, mallory.gid);
+      // mallory's own directories, each with something in it, so that a remove must list them.
+      runAs(mallory, `cd ${shared} && for i in $(seq 1 200); do mkdir d$i && echo x > d$i/f; done`);
+      const racer = spawn(
+        "setpriv",
+        [`--reuid=${mallory.uid}`, `--regid=${mallory.gid}`, "--init-groups", "--", "sh", "-c",
+          `cd ${shared} || exit 0; end=$(($(date +%s) + 15)); while [ $(date +%s) -lt $end ]; do for d in d*; do [ -L "$d" ] || { mv "$d" ".$d" && ln -s ${bait} "$d"; } 2>/dev/null; done; done`],
+        { stdio: "ignore" },
+      );
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const fs = client(Filesystem, agent.url);
+        await fs.remove({ path: tree }, as(lookupUser("root")!)).catch(() => undefined);
+      } finally {
+        racer.kill("SIGKILL");
+      }
+      for (let i = 0; i < 50; i++) expect(existsSync(join(bait, `keep-${i}`))).toBe(true);
+    } finally {
+      rmSync(tree, { recursive: true, force: true });
+      rmSync(bait, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("download", () => {
   it("a root-only file is not readable as another user, by header or by its signed URL", async () => {
     const viaHeader = await fetch(`${agent.url}${downloadPath(secret)}`, as(alice));
