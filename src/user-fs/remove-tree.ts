@@ -12,7 +12,9 @@
 import { close, constants, lstat, open, readdir, rmdir, unlink } from "node:fs";
 import { promisify } from "node:util";
 import { errnoOf } from "../errors.js";
+import type { FileAccess } from "./access.js";
 import { FsPool } from "./fs-pool.js";
+import type { Anchor } from "./protected-path.js";
 
 const O_PATH = 0o10000000;
 const openAsync = promisify(open);
@@ -28,6 +30,15 @@ const CONCURRENCY = 32;
 /** Removes the entry `name` of the directory `dir` (a /proc/self/fd path), whatever it is. */
 export async function removeTree(dir: string, name: string): Promise<void> {
   await removeEntry(new FsPool(CONCURRENCY), dir, name);
+}
+
+/**
+ * `rm -r` of an anchored entry for `access`'s caller: through held directories with the agent's
+ * credentials; a caller's own worker is confined by the kernel to what that user may delete.
+ */
+export async function removeAnchored(access: FileAccess, entry: Anchor): Promise<void> {
+  if (access.asAgent) await removeTree(entry.dir, entry.name);
+  else await access.rm(entry.at, { recursive: true, force: false });
 }
 
 async function removeEntry(pool: FsPool, dir: string, name: string): Promise<void> {

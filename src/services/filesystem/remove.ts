@@ -4,7 +4,7 @@ import { RemoveResponseSchema, type RemoveRequest, type RemoveResponse } from ".
 import { fsConnectError } from "../../errors.js";
 import { fileAccessFor } from "../../user-fs/access.js";
 import { anchorForWriting } from "../../user-fs/protected-path.js";
-import { removeTree } from "../../user-fs/remove-tree.js";
+import { removeAnchored } from "../../user-fs/remove-tree.js";
 import { callerOf } from "../caller.js";
 import { resolveFor } from "./resolve.js";
 
@@ -23,10 +23,7 @@ export async function remove(req: RemoveRequest, ctx: HandlerContext): Promise<R
   try {
     const anchor = await anchorForWriting(access, asked, { followLast: false, makeParents: false });
     try {
-      // With the agent's credentials the tree is removed through held directories; a caller's
-      // own worker is confined by the kernel to what that user may delete.
-      if (access.asAgent) await removeTree(anchor.dir, anchor.name);
-      else await access.rm(anchor.at, { recursive: true, force: false });
+      await removeAnchored(access, anchor);
     } finally {
       await anchor.close();
     }
