@@ -41,11 +41,18 @@ export async function removeAnchored(access: FileAccess, entry: Anchor): Promise
   else await access.rm(entry.at, { recursive: true, force: false });
 }
 
+/** An entry that went away meanwhile is removed already: the rest of the tree goes on. */
+const gone = (err: unknown): undefined => {
+  if (errnoOf(err) === "ENOENT") return undefined;
+  throw err;
+};
+
 async function removeEntry(pool: FsPool, dir: string, name: string): Promise<void> {
   const at = `${dir}/${name}`;
-  const st = await pool.run(() => lstatAsync(at));
+  const st = await pool.run(() => lstatAsync(at)).catch(gone);
+  if (st === undefined) return;
   if (!st.isDirectory()) {
-    await pool.run(() => unlinkAsync(at));
+    await pool.run(() => unlinkAsync(at)).catch(gone);
     return;
   }
   let fd: number;
@@ -54,7 +61,7 @@ async function removeEntry(pool: FsPool, dir: string, name: string): Promise<voi
   } catch (err) {
     // No longer a directory (swapped for a link or a file): remove what is there now.
     if (errnoOf(err) === "ELOOP" || errnoOf(err) === "ENOTDIR") return removeEntry(pool, dir, name);
-    throw err;
+    return gone(err);
   }
   try {
     const inside = `/proc/self/fd/${fd}`;
@@ -63,5 +70,5 @@ async function removeEntry(pool: FsPool, dir: string, name: string): Promise<voi
   } finally {
     await closeAsync(fd).catch(() => undefined);
   }
-  await pool.run(() => rmdirAsync(at));
+  await pool.run(() => rmdirAsync(at)).catch(gone);
 }

@@ -402,8 +402,10 @@ describe("Remove", () => {
     expect(existsSync(`${base}/kept/precious`)).toBe(true);
   });
 
-  it("a missing path is not_found; / and an empty path are refused", async () => {
-    await expectConnectError(fs.remove({ path: `${dir.path}/never-was` }, call), Code.NotFound, /not found/, /no such file or directory/);
+  it("a missing path is removed already (as rm -f, envd and the platform do); / and an empty path are refused", async () => {
+    await fs.remove({ path: `${dir.path}/never-was` }, call);
+    await fs.remove({ path: `${dir.path}/never-was/nor/below` }, call);
+    expect(existsSync(`${dir.path}/never-was`)).toBe(false);
     await expectConnectError(fs.remove({ path: "/" }, call), Code.InvalidArgument, /root directory/);
     await expectConnectError(fs.remove({ path: "" }, call), Code.InvalidArgument, /required/);
     expect(existsSync("/root")).toBe(true);

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { RemoveResponseSchema, type RemoveRequest, type RemoveResponse } from "../../gen/sandboxagent/api_pb.js";
-import { fsConnectError } from "../../errors.js";
+import { errnoOf, fsConnectError } from "../../errors.js";
 import { fileAccessFor } from "../../user-fs/access.js";
 import { anchorForWriting } from "../../user-fs/protected-path.js";
 import { removeAnchored } from "../../user-fs/remove-tree.js";
@@ -9,8 +9,9 @@ import { callerOf } from "../caller.js";
 import { resolveFor } from "./resolve.js";
 
 /**
- * `rm -r` without `-f`, as the caller: directories go with their contents, symlinks are removed
- * rather than followed, and a missing path is `not_found`.
+ * `rm -rf`, as the caller: directories go with their contents, symlinks are removed rather than
+ * followed, and a path that is not there is removed already (envd's os.RemoveAll; the platform's
+ * backend and the SDK's `files.remove` rely on it). Anything else that fails is reported.
  */
 export async function remove(req: RemoveRequest, ctx: HandlerContext): Promise<RemoveResponse> {
   const user = callerOf(ctx);
@@ -29,6 +30,7 @@ export async function remove(req: RemoveRequest, ctx: HandlerContext): Promise<R
     }
     return create(RemoveResponseSchema, {});
   } catch (err) {
+    if (errnoOf(err) === "ENOENT") return create(RemoveResponseSchema, {});
     throw fsConnectError(err, "remove", asked);
   }
 }
