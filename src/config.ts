@@ -27,6 +27,7 @@ export const OPTIONS = {
   uploadMaxBytes: { flag: "--upload-max-bytes", env: "SANDBOX_AGENT_UPLOAD_MAX_BYTES", kind: "int", min: 1, help: "largest file one upload part may carry (default 64 GiB)" },
   watcherIdleMs: { flag: "--watcher-idle-ms", env: "SANDBOX_AGENT_WATCHER_IDLE_MS", kind: "int", min: 1000, help: "a polled watcher nobody polls for this long is removed (default 300000)" },
   watcherMaxEvents: { flag: "--watcher-max-events", env: "SANDBOX_AGENT_WATCHER_MAX_EVENTS", kind: "int", min: 1, help: "events a polled watcher buffers before reporting an overflow (default 10000)" },
+  watchDefaultTimeoutMs: { flag: "--watch-default-timeout-ms", env: "SANDBOX_AGENT_WATCH_DEFAULT_TIMEOUT_MS", kind: "int", min: 0, help: "a WatchDir stream that names no deadline and no Keepalive-Ping-Interval ends after this long, as the ScaleBox SDK's request timeout means it to; 0 means never (default 30000)" },
   executionTimeoutMs: { flag: "--execution-timeout-ms", env: "SANDBOX_AGENT_EXECUTION_TIMEOUT_MS", kind: "int", min: 0, help: "time limit of an execution that sends no Connect-Timeout-Ms; 0 means none (default 300000)" },
   kernelPoolSize: { flag: "--kernel-pool-size", env: "SANDBOX_AGENT_KERNEL_POOL_SIZE", kind: "int", min: 0, max: 16, help: "Python kernels kept started for new contexts of the default user (default 1)" },
   maxContexts: { flag: "--max-contexts", env: "SANDBOX_AGENT_MAX_CONTEXTS", kind: "int", min: 1, max: 1024, help: "execution contexts (kernels) alive at once; at the limit the least recently used idle one is shut down (default 16)" },
@@ -47,6 +48,7 @@ export interface Config {
   uploadMaxBytes: number;
   watcherIdleMs: number;
   watcherMaxEvents: number;
+  watchDefaultTimeoutMs: number;
   executionTimeoutMs: number;
   kernelPoolSize: number;
   maxContexts: number;
@@ -61,6 +63,7 @@ export const DEFAULTS = {
   uploadMaxBytes: 64 * 1024 ** 3,
   watcherIdleMs: 300_000,
   watcherMaxEvents: 10_000,
+  watchDefaultTimeoutMs: 30_000,
   executionTimeoutMs: 300_000,
   kernelPoolSize: 1,
   maxContexts: 16,
@@ -163,7 +166,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const logLevel = pick("logLevel") ?? DEFAULTS.logLevel;
   if (!LOG_LEVELS.has(logLevel)) throw new ConfigError(`${OPTIONS.logLevel.flag} must be one of ${[...LOG_LEVELS].join(", ")}`);
 
-  const int = (name: "port" | "uploadMaxBytes" | "watcherIdleMs" | "watcherMaxEvents" | "executionTimeoutMs" | "kernelPoolSize" | "maxContexts"): number => {
+  const int = (name: "port" | "uploadMaxBytes" | "watcherIdleMs" | "watcherMaxEvents" | "watchDefaultTimeoutMs" | "executionTimeoutMs" | "kernelPoolSize" | "maxContexts"): number => {
     const value = pick(name);
     return value === undefined ? DEFAULTS[name] : toInt(name, value);
   };
@@ -177,6 +180,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     uploadMaxBytes: int("uploadMaxBytes"),
     watcherIdleMs: int("watcherIdleMs"),
     watcherMaxEvents: int("watcherMaxEvents"),
+    watchDefaultTimeoutMs: int("watchDefaultTimeoutMs"),
     executionTimeoutMs: int("executionTimeoutMs"),
     kernelPoolSize: int("kernelPoolSize"),
     maxContexts: int("maxContexts"),
@@ -208,6 +212,7 @@ export function configWith(overrides: Partial<Config>): Config {
     uploadMaxBytes: DEFAULTS.uploadMaxBytes,
     watcherIdleMs: DEFAULTS.watcherIdleMs,
     watcherMaxEvents: DEFAULTS.watcherMaxEvents,
+    watchDefaultTimeoutMs: DEFAULTS.watchDefaultTimeoutMs,
     executionTimeoutMs: DEFAULTS.executionTimeoutMs,
     // Embedded and test agents start no kernels they were not asked for.
     kernelPoolSize: 0,

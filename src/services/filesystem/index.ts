@@ -26,7 +26,7 @@ export function createFilesystemService(deps: ServiceDeps): { impl: ServiceImpl<
       move,
       listDir,
       remove,
-      watchDir: watchDirHandler({ watches, maxQueued: deps.config.watcherMaxEvents }),
+      watchDir: watchDirHandler({ watches, maxQueued: deps.config.watcherMaxEvents, defaultTimeoutMs: deps.config.watchDefaultTimeoutMs }),
       ...watcherHandlers(polled),
     },
     dispose: async () => {

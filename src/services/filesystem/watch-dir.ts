@@ -22,6 +22,25 @@ export interface WatchDirOptions {
   readonly watches: WatchGroup;
   /** Events held for a client that reads slower than they happen. */
   readonly maxQueued: number;
+  /** How long a stream that names no deadline and no keepalive interval lasts (0: for ever); see below. */
+  readonly defaultTimeoutMs: number;
+}
+
+/**
+ * The ScaleBox SDK ends a watch by aborting its fetch at its request timeout (30 s by default),
+ * and sends neither a deadline nor a keepalive interval. Node's fetch (undici) holds the abort
+ * controller of a request weakly: once a garbage collection has run, the abort no longer reaches
+ * the response, and the SDK's bundled connect-web reads on (keepalives included) for ever, its
+ * `for await` never ending. The agent cannot see that abort, so a stream that looks like the
+ * SDK's ends at the SDK's own default with `deadline_exceeded`, which the SDK throws as its
+ * timeout. Clients that want longer watches name a deadline or a keepalive interval.
+ * Upstream: the abort lost to garbage collection is undici's, https://github.com/nodejs/node/issues/55428
+ * (fixed for redirect: "error" in https://github.com/nodejs/undici/pull/4750; the general fix,
+ * https://github.com/nodejs/undici/pull/4984, is open; Node 20's bundled undici has neither).
+ */
+function unboundedLifetimeMs(ctx: HandlerContext, defaultTimeoutMs: number): number | undefined {
+  if (defaultTimeoutMs === 0 || ctx.timeoutMs() !== undefined || ctx.requestHeader.has("keepalive-ping-interval")) return undefined;
+  return defaultTimeoutMs;
 }
 
 /**
@@ -55,6 +74,14 @@ export function watchDirHandler(options: WatchDirOptions) {
     }, keepaliveSeconds(ctx.requestHeader) * 1000);
     const onAbort = (): void => buffer.wake();
     ctx.signal.addEventListener("abort", onAbort);
+    const lifetimeMs = unboundedLifetimeMs(ctx, options.defaultTimeoutMs);
+    const lifetime =
+      lifetimeMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            ended ??= { error: new ConnectError(`watch ended after ${lifetimeMs} ms: the request named no deadline`, Code.DeadlineExceeded) };
+            buffer.wake();
+          }, lifetimeMs);
     try {
       yield message({ case: "start", value: create(WatchDirResponse_StartEventSchema) });
       while (!ctx.signal.aborted) {
@@ -85,6 +112,7 @@ export function watchDirHandler(options: WatchDirOptions) {
       throw ConnectError.from(ctx.signal.reason, Code.Canceled);
     } finally {
       clearInterval(keepalive);
+      clearTimeout(lifetime);
       ctx.signal.removeEventListener("abort", onAbort);
       await watch.close();
     }
