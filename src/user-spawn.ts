@@ -72,6 +72,14 @@ export function effectiveUser(caller: User): User {
   return { name: String(own), uid: own, gid, home: process.env.HOME ?? "/", shell: "/bin/sh", groups: [gid] };
 }
 
+/**
+ * Whether `caller` may see and control what runs as `owner` (its processes, its kernels): only the
+ * same Linux user, that is the same uid, or root, who controls everything. The one rule for both.
+ */
+export function mayControl(caller: User, owner: User): boolean {
+  return caller.uid === 0 || caller.uid === owner.uid;
+}
+
 export function launchAs(user: User, cmd: string, args: readonly string[], options: { readonly pty: boolean }): Launch {
   if (user.uid === process.getuid?.()) return { file: cmd, args };
   const wrapper = setpriv();
