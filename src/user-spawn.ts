@@ -6,6 +6,13 @@
  * Node's own uid/gid options drop every supplementary group (libuv calls setgroups(0)), so a
  * privileged agent execs through util-linux's setpriv, which sets all three and then execs the
  * program: the pid we hand out is the program's own.
+ *
+ * The caller's environment is for the program only. setpriv runs as root, and the dynamic loader
+ * of a program running as root obeys LD_PRELOAD, LD_LIBRARY_PATH, GCONV_PATH and the like: given
+ * the caller's variables, it would run the caller's own code as root before the switch. So what
+ * runs before the switch gets the environment sealed, each variable carried as the value of a
+ * SANDBOX_AGENT_ENV_<i> that nothing reads, and a few lines of Perl (perl-base is part of every
+ * Debian system), already running as the user, unseal it and exec the program.
  */
 import { accessSync, constants, writeFileSync } from "node:fs";
 import { isPrivileged, lookupUser, userName, type User } from "./users.js";
@@ -31,31 +38,64 @@ export function baseEnvironment(user: User): Record<string, string> {
   };
 }
 
-const SETPRIV_CANDIDATES = ["/usr/bin/setpriv", "/bin/setpriv", "/usr/sbin/setpriv", "/sbin/setpriv"];
-let setprivPath: string | undefined | null = null;
-
-function setpriv(): string | undefined {
-  if (setprivPath === null) {
-    setprivPath = SETPRIV_CANDIDATES.find((path) => {
-      try {
-        accessSync(path, constants.X_OK);
-        return true;
-      } catch {
-        return false;
-      }
-    });
-  }
-  return setprivPath;
+/** The first of `candidates` that can be executed, looked up once. */
+function firstExecutable(candidates: readonly string[]): () => string | undefined {
+  let found: string | undefined | null = null;
+  return () => {
+    if (found === null) {
+      found = candidates.find((path) => {
+        try {
+          accessSync(path, constants.X_OK);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+    }
+    return found;
+  };
 }
 
-/** What to exec for a program: either the program itself, or setpriv in front of it. */
+const setpriv = firstExecutable(["/usr/bin/setpriv", "/bin/setpriv", "/usr/sbin/setpriv", "/sbin/setpriv"]);
+const perl = firstExecutable(["/usr/bin/perl", "/bin/perl"]);
+
+const SEALED_PREFIX = "SANDBOX_AGENT_ENV_";
+
+/**
+ * The launcher that runs just before the program. Arguments: `unseal`, the program, its arguments.
+ * It makes the sealed environment the environment, then execs the program (searching PATH as
+ * execvp does), or says why it could not with setpriv's exit codes.
+ */
+const LAUNCHER = `
+my $mode = shift @ARGV;
+if ($mode eq "unseal") {
+  my @vars;
+  for (my $i = 0; exists $ENV{"${SEALED_PREFIX}$i"}; $i++) { push @vars, $ENV{"${SEALED_PREFIX}$i"}; }
+  %ENV = map { split /=/, $_, 2 } @vars;
+}
+exec { $ARGV[0] } @ARGV;
+print STDERR "sandbox-agent: cannot execute $ARGV[0]: $!\n";
+exit($! == 2 ? 127 : 126);
+`;
+
+/** The environment in the form that passes through root unread: see the top of this file. */
+function seal(env: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).map(([name, value], i) => [`${SEALED_PREFIX}${i}`, `${name}=${value}`]));
+}
+
+/** What to exec for a program: it or its launcher, with setpriv in front when the user changes. */
 export interface Launch {
   readonly file: string;
   readonly args: readonly string[];
+  /** The environment to give spawn (when launchAs was given the program's): the sealed one. */
+  readonly env?: Readonly<Record<string, string>>;
   /** Only when setpriv is missing: Node's uid/gid switch (supplementary groups are dropped). */
   readonly uid?: number;
   readonly gid?: number;
 }
+
+/** A launch that carries the program's environment. */
+export type SealedLaunch = Launch & { readonly env: Readonly<Record<string, string>> };
 
 export class LaunchError extends Error {}
 
@@ -80,20 +120,43 @@ export function mayControl(caller: User, owner: User): boolean {
   return caller.uid === 0 || caller.uid === owner.uid;
 }
 
-export function launchAs(user: User, cmd: string, args: readonly string[], options: { readonly pty: boolean }): Launch {
-  if (user.uid === process.getuid?.()) return { file: cmd, args };
+export interface LaunchOptions {
+  readonly pty: boolean;
+  /**
+   * The program's environment. Give it whenever any of it comes from a caller: it then reaches
+   * the program alone, and spawn is given launch.env. Without it, spawn's environment passes to
+   * everything on the way, setpriv included (kernels, whose environment is the agent's making).
+   */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+export function launchAs(user: User, cmd: string, args: readonly string[], options: LaunchOptions & { readonly env: Readonly<Record<string, string>> }): SealedLaunch;
+export function launchAs(user: User, cmd: string, args: readonly string[], options: LaunchOptions): Launch;
+export function launchAs(user: User, cmd: string, args: readonly string[], options: LaunchOptions): Launch {
+  let file = cmd;
+  let programArgs = args;
+  let env: Record<string, string> | undefined;
+  if (options.env !== undefined) {
+    const launcher = perl();
+    if (launcher === undefined) throw new LaunchError("cannot start programs: perl (Debian's perl-base) is not installed, and they start through it");
+    env = seal(options.env);
+    // "--" ends perl's own options: the program's name may start with a dash.
+    [file, programArgs] = [launcher, ["-e", LAUNCHER, "--", "unseal", cmd, ...args]];
+  }
+  if (user.uid === process.getuid?.()) return { file, args: programArgs, env };
   const wrapper = setpriv();
   if (wrapper !== undefined) {
     const groups = user.groups.length > 0 ? user.groups : [user.gid];
     return {
       file: wrapper,
       // --inh-caps=-all: nothing of root's capabilities may be regained through file capabilities.
-      args: [`--reuid=${user.uid}`, `--regid=${user.gid}`, `--groups=${groups.join(",")}`, "--inh-caps=-all", "--", cmd, ...args],
+      args: [`--reuid=${user.uid}`, `--regid=${user.gid}`, `--groups=${groups.join(",")}`, "--inh-caps=-all", "--", file, ...programArgs],
+      env,
     };
   }
   // node-pty's own switch keeps root's supplementary groups: never run a terminal that way.
   if (options.pty) throw new LaunchError(`cannot start a terminal as ${user.name}: setpriv (util-linux) is not installed`);
-  return { file: cmd, args, uid: user.uid, gid: user.gid };
+  return { file, args: programArgs, env, uid: user.uid, gid: user.gid };
 }
 
 /** spawn() options that carry a Launch's fallback uid/gid, when it has one. */

@@ -55,17 +55,17 @@ export async function planStart(req: StartRequest, user: User, defaultEnv: Reado
   if (req.tag === "") throw new ConnectError("an empty tag is not a tag: leave it out instead", Code.InvalidArgument);
   const pty = terminalSize(req);
   const cwd = await workingDirectory(config.cwd, user);
-  const env = buildEnvironment(user, config.envs, { pty: pty !== undefined, defaults: defaultEnv });
+  const env = buildEnvironment(user, config.envs, { pty: pty !== undefined, cwd, defaults: defaultEnv });
   const problem = environmentProblem(env);
   if (problem !== undefined) throw new ConnectError(problem, Code.InvalidArgument);
   try {
     await checkExecutable(config.cmd, env.PATH ?? "", cwd, user);
-    const launch = launchAs(user, config.cmd, config.args, { pty: pty !== undefined });
+    const launch = launchAs(user, config.cmd, config.args, { pty: pty !== undefined, env });
     return {
       config: create(ProcessConfigSchema, { cmd: config.cmd, args: config.args, envs: config.envs, cwd }),
       owner: user,
       tag: req.tag,
-      spawn: { cmd: config.cmd, launch, cwd, env, pty },
+      spawn: { cmd: config.cmd, launch, cwd, pty },
     };
   } catch (err) {
     if (err instanceof SpawnError) throw new ConnectError(err.message, err.code);
