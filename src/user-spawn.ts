@@ -6,6 +6,22 @@
  * Node's own uid/gid options drop every supplementary group (libuv calls setgroups(0)), so a
  * privileged agent execs through util-linux's setpriv, which sets all three and then execs the
  * program: the pid we hand out is the program's own.
+ *
+ * Every program starts through a few lines of Perl (perl-base is part of every Debian system), the
+ * launcher, which first closes every descriptor above stderr: node-pty's forkpty() closes nothing
+ * in the child, and the master side of each terminal the agent holds is open without close-on-exec,
+ * so without it every process inherited the terminals of all the others (root's shell included),
+ * and whatever descriptors a native addon, or the agent's own parent, left inheritable. When the
+ * user changes, the launcher runs as root, before setpriv: a process that has switched to the user
+ * can be read by that user's other processes (/proc/<pid>/fd, pidfd_getfd) from the moment it
+ * execs, and must hold nothing by then.
+ *
+ * The caller's environment is for the program only. setpriv and the launcher before it run as
+ * root, and the dynamic loader of a program running as root obeys LD_PRELOAD, LD_LIBRARY_PATH,
+ * GCONV_PATH and the like (Perl obeys PERL5OPT): given the caller's variables, they would run the
+ * caller's own code as root before the switch. So what runs before the switch gets the environment
+ * sealed, each variable carried as the value of a SANDBOX_AGENT_ENV_<i> that nothing reads, and
+ * the launcher, run again by setpriv as the user, unseals it and execs the program.
  */
 import { accessSync, constants, writeFileSync } from "node:fs";
 import { isPrivileged, lookupUser, userName, type User } from "./users.js";
@@ -31,31 +47,73 @@ export function baseEnvironment(user: User): Record<string, string> {
   };
 }
 
-const SETPRIV_CANDIDATES = ["/usr/bin/setpriv", "/bin/setpriv", "/usr/sbin/setpriv", "/sbin/setpriv"];
-let setprivPath: string | undefined | null = null;
-
-function setpriv(): string | undefined {
-  if (setprivPath === null) {
-    setprivPath = SETPRIV_CANDIDATES.find((path) => {
-      try {
-        accessSync(path, constants.X_OK);
-        return true;
-      } catch {
-        return false;
-      }
-    });
-  }
-  return setprivPath;
+/** The first of `candidates` that can be executed, looked up once. */
+function firstExecutable(candidates: readonly string[]): () => string | undefined {
+  let found: string | undefined | null = null;
+  return () => {
+    if (found === null) {
+      found = candidates.find((path) => {
+        try {
+          accessSync(path, constants.X_OK);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+    }
+    return found;
+  };
 }
 
-/** What to exec for a program: either the program itself, or setpriv in front of it. */
+const setpriv = firstExecutable(["/usr/bin/setpriv", "/bin/setpriv", "/usr/sbin/setpriv", "/sbin/setpriv"]);
+const perl = firstExecutable(["/usr/bin/perl", "/bin/perl"]);
+
+const SEALED_PREFIX = "SANDBOX_AGENT_ENV_";
+
+/**
+ * The launcher. Arguments: `keep` or `unseal`, the program, its arguments. It closes every
+ * descriptor above 2 (close_range(2): Linux 5.9+, number 436 on every architecture; else each one
+ * /proc/self/fd lists, and a launcher that can do neither stops there), with `unseal` makes the
+ * sealed environment the environment, then execs the program (searching PATH as execvp does), or
+ * says why it could not with setpriv's exit codes.
+ */
+const LAUNCHER = String.raw`
+my $mode = shift @ARGV;
+if (syscall(436, 3, 0xffffffff, 0) != 0) {
+  require POSIX;
+  opendir(my $dir, "/proc/self/fd") or die "sandbox-agent: cannot close inherited descriptors: $!\n";
+  my @fds = grep { /^\d+$/ && $_ > 2 } readdir $dir;
+  closedir $dir;
+  POSIX::close($_) for @fds;
+}
+if ($mode eq "unseal") {
+  my @vars;
+  for (my $i = 0; exists $ENV{"${SEALED_PREFIX}$i"}; $i++) { push @vars, $ENV{"${SEALED_PREFIX}$i"}; }
+  %ENV = map { split /=/, $_, 2 } @vars;
+}
+exec { $ARGV[0] } @ARGV;
+print STDERR "sandbox-agent: cannot execute $ARGV[0]: $!\n";
+exit($! == 2 ? 127 : 126);
+`;
+
+/** The environment in the form that passes through root unread: see the top of this file. */
+function seal(env: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).map(([name, value], i) => [`${SEALED_PREFIX}${i}`, `${name}=${value}`]));
+}
+
+/** What to exec for a program: the launcher, and setpriv after it when the user changes. */
 export interface Launch {
   readonly file: string;
   readonly args: readonly string[];
+  /** The environment to give spawn (when launchAs was given the program's): the sealed one. */
+  readonly env?: Readonly<Record<string, string>>;
   /** Only when setpriv is missing: Node's uid/gid switch (supplementary groups are dropped). */
   readonly uid?: number;
   readonly gid?: number;
 }
+
+/** A launch that carries the program's environment. */
+export type SealedLaunch = Launch & { readonly env: Readonly<Record<string, string>> };
 
 export class LaunchError extends Error {}
 
@@ -72,20 +130,47 @@ export function effectiveUser(caller: User): User {
   return { name: String(own), uid: own, gid, home: process.env.HOME ?? "/", shell: "/bin/sh", groups: [gid] };
 }
 
-export function launchAs(user: User, cmd: string, args: readonly string[], options: { readonly pty: boolean }): Launch {
-  if (user.uid === process.getuid?.()) return { file: cmd, args };
+/**
+ * Whether `caller` may see and control what runs as `owner` (its processes, its kernels): only the
+ * same Linux user, that is the same uid, or root, who controls everything. The one rule for both.
+ */
+export function mayControl(caller: User, owner: User): boolean {
+  return caller.uid === 0 || caller.uid === owner.uid;
+}
+
+export interface LaunchOptions {
+  readonly pty: boolean;
+  /**
+   * The program's environment. Give it whenever any of it comes from a caller: it then reaches
+   * the program alone, and spawn is given launch.env. Without it, spawn's environment passes to
+   * everything on the way, setpriv included (kernels, whose environment is the agent's making).
+   */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+export function launchAs(user: User, cmd: string, args: readonly string[], options: LaunchOptions & { readonly env: Readonly<Record<string, string>> }): SealedLaunch;
+export function launchAs(user: User, cmd: string, args: readonly string[], options: LaunchOptions): Launch;
+export function launchAs(user: User, cmd: string, args: readonly string[], options: LaunchOptions): Launch {
+  const launcher = perl();
+  if (launcher === undefined) throw new LaunchError("cannot start programs: perl (Debian's perl-base) is not installed, and every program starts through it");
+  const env = options.env === undefined ? undefined : seal(options.env);
+  // "--" ends perl's own options: the program's name may start with a dash.
+  const through = (mode: "keep" | "unseal", program: readonly string[]): string[] => ["-e", LAUNCHER, "--", mode, ...program];
+  // One launcher that does everything, for a program that starts as the agent's own user.
+  const direct = through(env === undefined ? "keep" : "unseal", [cmd, ...args]);
+  if (user.uid === process.getuid?.()) return { file: launcher, args: direct, env };
   const wrapper = setpriv();
   if (wrapper !== undefined) {
     const groups = user.groups.length > 0 ? user.groups : [user.gid];
-    return {
-      file: wrapper,
-      // --inh-caps=-all: nothing of root's capabilities may be regained through file capabilities.
-      args: [`--reuid=${user.uid}`, `--regid=${user.gid}`, `--groups=${groups.join(",")}`, "--inh-caps=-all", "--", cmd, ...args],
-    };
+    // --inh-caps=-all: nothing of root's capabilities may be regained through file capabilities.
+    const switchUser = [wrapper, `--reuid=${user.uid}`, `--regid=${user.gid}`, `--groups=${groups.join(",")}`, "--inh-caps=-all", "--"];
+    const program = env === undefined ? [cmd, ...args] : [launcher, ...through("unseal", [cmd, ...args])];
+    return { file: launcher, args: through("keep", [...switchUser, ...program]), env };
   }
   // node-pty's own switch keeps root's supplementary groups: never run a terminal that way.
   if (options.pty) throw new LaunchError(`cannot start a terminal as ${user.name}: setpriv (util-linux) is not installed`);
-  return { file: cmd, args, uid: user.uid, gid: user.gid };
+  // libuv switches before the exec, so here the launcher closes the descriptors as the user.
+  return { file: launcher, args: direct, env, uid: user.uid, gid: user.gid };
 }
 
 /** spawn() options that carry a Launch's fallback uid/gid, when it has one. */

@@ -25,18 +25,18 @@ describe("ProcessTable", () => {
     const proc = await table.start(await plan("exit 5", "short"));
     await proc.ended;
     expect(table.running()).toEqual([]);
-    expect(table.find(pidSelector(proc.pid), { exited: true })).toBe(proc);
-    expect(table.find(tagSelector("short"), { exited: true })).toBe(proc);
-    expect(() => table!.find(pidSelector(proc.pid), { exited: false })).toThrow(/not found/);
+    expect(table.find(pidSelector(proc.pid), { exited: true, caller: root })).toBe(proc);
+    expect(table.find(tagSelector("short"), { exited: true, caller: root })).toBe(proc);
+    expect(() => table!.find(pidSelector(proc.pid), { exited: false, caller: root })).toThrow(/not found/);
     await eventually(() => {
       try {
-        table!.find(pidSelector(proc.pid), { exited: true });
+        table!.find(pidSelector(proc.pid), { exited: true, caller: root });
         return false;
       } catch (err) {
         return err instanceof ConnectError && err.code === Code.NotFound;
       }
     });
-    expect(() => table!.find(tagSelector("short"), { exited: true })).toThrow(/not found/);
+    expect(() => table!.find(tagSelector("short"), { exited: true, caller: root })).toThrow(/not found/);
   });
 
   it("claims a tag before spawning, so concurrent Starts with one tag cannot both win", async () => {

@@ -16,6 +16,7 @@ import { KernelCatalog, LanguageUnavailableError, UnknownLanguageError } from ".
 import type { Kernel, KernelFactory } from "../../kernels/kernel.js";
 import type { KernelPool } from "../../kernels/pool.js";
 import { PathError, resolvePath } from "../../paths.js";
+import { mayControl } from "../../user-spawn.js";
 import type { User } from "../../users.js";
 import { SerialQueue } from "./queue.js";
 
@@ -185,7 +186,7 @@ export class ContextRegistry {
       const why = this.evicted.get(id);
       throw new ConnectError(`context ${JSON.stringify(id)} not found${why === undefined ? "" : `: ${why}`}`, Code.NotFound);
     }
-    if (context.owner.name !== user.name && user.uid !== 0) {
+    if (!mayControl(user, context.owner)) {
       throw new ConnectError(`context ${JSON.stringify(id)} belongs to another user`, Code.PermissionDenied);
     }
     context.lastUsed = Date.now();

@@ -5,7 +5,7 @@
  */
 import type { Stream } from "./coalescer.js";
 import type { Exit } from "./exit-status.js";
-import type { Launch } from "../../user-spawn.js";
+import type { SealedLaunch } from "../../user-spawn.js";
 
 export interface ChildHooks {
   readonly onOutput: (stream: Stream, chunk: Uint8Array) => void;
@@ -16,9 +16,9 @@ export interface ChildHooks {
 export interface SpawnRequest {
   /** The program as the request named it, for messages. */
   readonly cmd: string;
-  readonly launch: Launch;
+  /** What to exec, the program's environment in it. */
+  readonly launch: SealedLaunch;
   readonly cwd: string;
-  readonly env: Readonly<Record<string, string>>;
   readonly pty: { readonly cols: number; readonly rows: number } | undefined;
 }
 

@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
 import { ConnectResponseSchema, type ConnectRequest, type ConnectResponse } from "../../gen/sandboxagent/api_pb.js";
-import { callerOf } from "../caller.js";
 import { follow } from "./follow.js";
+import { actingUser } from "./owner.js";
 import type { ProcessTable } from "./table.js";
 
 /**
@@ -10,7 +10,6 @@ import type { ProcessTable } from "./table.js";
  * replay buffer, then live output and the end event. This stream's deadline only detaches it.
  */
 export async function* connect(table: ProcessTable, req: ConnectRequest, ctx: HandlerContext): AsyncGenerator<ConnectResponse> {
-  callerOf(ctx);
-  const proc = table.find(req.process, { exited: true });
+  const proc = table.find(req.process, { exited: true, caller: actingUser(ctx) });
   for await (const event of follow(proc, ctx)) yield create(ConnectResponseSchema, { event });
 }

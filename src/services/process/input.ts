@@ -17,9 +17,9 @@ import {
   type StreamInputRequest,
   type StreamInputResponse,
 } from "../../gen/sandboxagent/api_pb.js";
-import { callerOf } from "../caller.js";
 import { InputClosedError } from "./child.js";
 import type { ManagedProcess } from "./managed-process.js";
+import { actingUser } from "./owner.js";
 import type { ProcessTable } from "./table.js";
 
 /**
@@ -53,8 +53,7 @@ async function writeInput(proc: ManagedProcess, input: ProcessInput | undefined,
 }
 
 export async function sendInput(table: ProcessTable, req: SendInputRequest, ctx: HandlerContext): Promise<SendInputResponse> {
-  callerOf(ctx);
-  const proc = table.find(req.process, { exited: false });
+  const proc = table.find(req.process, { exited: false, caller: actingUser(ctx) });
   await writeInput(proc, req.input, ctx.signal);
   return create(SendInputResponseSchema);
 }
@@ -65,13 +64,13 @@ export async function streamInput(
   requests: AsyncIterable<StreamInputRequest>,
   ctx: HandlerContext,
 ): Promise<StreamInputResponse> {
-  callerOf(ctx);
+  const caller = actingUser(ctx);
   let proc: ManagedProcess | undefined;
   for await (const req of requests) {
     switch (req.event.case) {
       case "start":
         if (proc !== undefined) throw new ConnectError("the process was already selected by the first message", Code.InvalidArgument);
-        proc = table.find(req.event.value.process, { exited: false });
+        proc = table.find(req.event.value.process, { exited: false, caller });
         break;
       case "data":
         if (proc === undefined) throw new ConnectError("the first message must be start{process}", Code.InvalidArgument);
@@ -86,8 +85,7 @@ export async function streamInput(
 }
 
 export function closeStdin(table: ProcessTable, req: CloseStdinRequest, ctx: HandlerContext): CloseStdinResponse {
-  callerOf(ctx);
-  const proc = table.find(req.process, { exited: false });
+  const proc = table.find(req.process, { exited: false, caller: actingUser(ctx) });
   if (proc.kind === "pty") {
     throw new ConnectError(`process ${proc.pid} runs in a terminal, which has no stdin to close: send ^D (0x04) as input.pty`, Code.FailedPrecondition);
   }

@@ -23,8 +23,11 @@ import {
 import { spawnPipes } from "./pipe-child.js";
 import { spawnPty } from "./pty-child.js";
 import { raiseOomScore } from "../../user-spawn.js";
+import type { User } from "../../users.js";
 
 export interface ProcessPlan {
+  /** The Linux user the process runs as: its owner (owner.ts). */
+  readonly owner: User;
   /** What List reports: the request's config, with the working directory resolved. */
   readonly config: ProcessConfig;
   readonly tag: string | undefined;
@@ -34,6 +37,7 @@ export interface ProcessPlan {
 export class ManagedProcess {
   readonly pid: number;
   readonly tag: string | undefined;
+  readonly owner: User;
   readonly config: ProcessConfig;
   readonly kind: "pipe" | "pty";
   readonly ended: Promise<void>;
@@ -51,6 +55,7 @@ export class ManagedProcess {
     this.pid = child.pid;
     this.kind = child.kind;
     this.tag = plan.tag;
+    this.owner = plan.owner;
     this.config = plan.config;
     this.ended = new Promise((resolve) => {
       this.markEnded = resolve;

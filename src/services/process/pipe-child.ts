@@ -25,7 +25,7 @@ export function spawnPipes(request: SpawnRequest, hooks: ChildHooks): Promise<Ch
   try {
     child = spawn(launch.file, [...launch.args], {
       cwd: request.cwd,
-      env: request.env,
+      env: launch.env,
       // setsid(): the child leads a new session and process group, so a signal to -pid reaches
       // everything it starts, and it has no controlling terminal of ours.
       detached: true,

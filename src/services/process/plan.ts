@@ -9,7 +9,7 @@ import { ProcessConfigSchema, type StartRequest } from "../../gen/sandboxagent/a
 import { errnoOf, invalidPath } from "../../errors.js";
 import { resolvePath } from "../../paths.js";
 import type { User } from "../../users.js";
-import { effectiveUser, LaunchError, launchAs } from "../../user-spawn.js";
+import { LaunchError, launchAs } from "../../user-spawn.js";
 import { buildEnvironment, environmentProblem } from "./environment.js";
 import { checkExecutable, SpawnError } from "./executable.js";
 import { DEFAULT_PTY_COLS, DEFAULT_PTY_ROWS, MAX_PTY_SIDE } from "./limits.js";
@@ -45,7 +45,8 @@ function terminalSize(req: StartRequest): { cols: number; rows: number } | undef
   return { cols, rows };
 }
 
-export async function planStart(req: StartRequest, caller: User, defaultEnv: Readonly<Record<string, string>>): Promise<ProcessPlan> {
+/** Plans `req` to run as `user` (the acting user of owner.ts, who will own the process). */
+export async function planStart(req: StartRequest, user: User, defaultEnv: Readonly<Record<string, string>>): Promise<ProcessPlan> {
   const config = req.process;
   if (config === undefined || config.cmd === "") throw new ConnectError("no command given: process.cmd is empty", Code.InvalidArgument);
   if ([config.cmd, ...config.args].some((arg) => arg.includes("\0"))) {
@@ -53,18 +54,18 @@ export async function planStart(req: StartRequest, caller: User, defaultEnv: Rea
   }
   if (req.tag === "") throw new ConnectError("an empty tag is not a tag: leave it out instead", Code.InvalidArgument);
   const pty = terminalSize(req);
-  const user = effectiveUser(caller);
   const cwd = await workingDirectory(config.cwd, user);
-  const env = buildEnvironment(user, config.envs, { pty: pty !== undefined, defaults: defaultEnv });
+  const env = buildEnvironment(user, config.envs, { pty: pty !== undefined, cwd, defaults: defaultEnv });
   const problem = environmentProblem(env);
   if (problem !== undefined) throw new ConnectError(problem, Code.InvalidArgument);
   try {
     await checkExecutable(config.cmd, env.PATH ?? "", cwd, user);
-    const launch = launchAs(user, config.cmd, config.args, { pty: pty !== undefined });
+    const launch = launchAs(user, config.cmd, config.args, { pty: pty !== undefined, env });
     return {
       config: create(ProcessConfigSchema, { cmd: config.cmd, args: config.args, envs: config.envs, cwd }),
+      owner: user,
       tag: req.tag,
-      spawn: { cmd: config.cmd, launch, cwd, env, pty },
+      spawn: { cmd: config.cmd, launch, cwd, pty },
     };
   } catch (err) {
     if (err instanceof SpawnError) throw new ConnectError(err.message, err.code);

@@ -14,12 +14,13 @@ export function spawnPty(request: SpawnRequest, size: { readonly cols: number; r
   const { launch } = request;
   let term: IPty;
   try {
+    // node-pty adds TERM (from name) and PWD to this environment: they reach only what runs before
+    // the program, which gets both from its own (environment.ts).
     term = spawn(launch.file, [...launch.args], {
-      name: request.env.TERM ?? "xterm-256color",
       cols: size.cols,
       rows: size.rows,
       cwd: request.cwd,
-      env: request.env,
+      env: launch.env,
       encoding: null,
     });
   } catch (err) {

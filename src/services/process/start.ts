@@ -1,10 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { StartResponseSchema, type StartRequest, type StartResponse } from "../../gen/sandboxagent/api_pb.js";
-import { callerOf } from "../caller.js";
 import { SpawnError } from "./executable.js";
 import { follow } from "./follow.js";
 import type { ManagedProcess } from "./managed-process.js";
+import { actingUser } from "./owner.js";
 import { planStart } from "./plan.js";
 import type { ProcessTable } from "./table.js";
 
@@ -28,7 +28,7 @@ export async function* start(
   ctx: HandlerContext,
 ): AsyncGenerator<StartResponse> {
   const limitMs = timeLimitMs(ctx);
-  const plan = await planStart(req, callerOf(ctx), defaultEnv);
+  const plan = await planStart(req, actingUser(ctx), defaultEnv);
   // A client that gave up while the checks ran would never learn the pid: start nothing for it.
   if (ctx.signal.aborted) throw ctx.signal.reason instanceof ConnectError ? ctx.signal.reason : new ConnectError("cancelled", Code.Canceled);
   let proc: ManagedProcess;

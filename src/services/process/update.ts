@@ -1,15 +1,14 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { UpdateResponseSchema, type UpdateRequest, type UpdateResponse } from "../../gen/sandboxagent/api_pb.js";
-import { callerOf } from "../caller.js";
 import { TerminalClosedError } from "./child.js";
 import { MAX_PTY_SIDE } from "./limits.js";
+import { actingUser } from "./owner.js";
 import type { ProcessTable } from "./table.js";
 
 /** Resizes a process's terminal; the kernel tells the foreground job with SIGWINCH. */
 export function update(table: ProcessTable, req: UpdateRequest, ctx: HandlerContext): UpdateResponse {
-  callerOf(ctx);
-  const proc = table.find(req.process, { exited: false });
+  const proc = table.find(req.process, { exited: false, caller: actingUser(ctx) });
   const size = req.pty?.size;
   if (size === undefined) throw new ConnectError("nothing to update: give pty.size", Code.InvalidArgument);
   if (size.cols === 0 || size.rows === 0) throw new ConnectError(`invalid terminal size ${size.cols}x${size.rows}`, Code.InvalidArgument);
