@@ -4,7 +4,8 @@
 #   scripts/install.sh [agent|python|full] [--production] [--test-tools]
 #
 #   agent   the agent itself: npm ci and npm run build in this repository (default)
-#   python  agent + Python kernel (ipykernel, with numpy, pandas and matplotlib), from Debian
+#   python  agent + Python kernel (ipykernel, with numpy, pandas and matplotlib), from Debian,
+#           and the /workspace directory the platform's templates have
 #   full    python + R (IRkernel), a JDK with jshell (the built-in Java driver), Node.js and
 #           TypeScript kernels (tslab: kernelspecs jslab and tslab) and Deno (kernelspec deno)
 #
@@ -264,12 +265,27 @@ install_test_tools() {
   fi
 }
 
+# The platform's templates have /workspace, and the SDK's session API works there by default.
+# Sticky and writable by everyone, as /tmp: the default user (and any other) works in it, and
+# nobody removes or replaces another user's files there.
+make_workspace() {
+  if [[ -d /workspace && $(stat -c %a /workspace) == 1777 ]]; then
+    skipped "/workspace"
+    return
+  fi
+  is_root || die "/workspace is missing and only root can make it (run with sudo)"
+  mkdir -p /workspace
+  chmod 1777 /workspace
+  did "/workspace (mode 1777)"
+}
+
 # --- main ----------------------------------------------------------------------------------------
 
 echo "sandbox-agent install: profile $profile$( ((production == 0)) || echo ', production')$( ((test_tools == 0)) || echo ', test tools')"
 install_agent
 if [[ $profile == python || $profile == full ]]; then
   install_python
+  make_workspace
 fi
 if [[ $profile == full ]]; then
   install_r

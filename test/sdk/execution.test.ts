@@ -106,6 +106,21 @@ describe("sdk: CodeInterpreter contexts", () => {
     expect(gone.error?.message).toContain("not found");
   });
 
+  it("works in /workspace, the session API's default directory (made by the install script)", async () => {
+    const { CodeInterpreter } = await import("@scalebox/sdk");
+    const interpreter = await CodeInterpreter.create();
+    const context = await interpreter.createCodeContext({ language: "python", cwd: "/workspace" });
+    try {
+      const made = await interpreter.runCode(
+        "import os, tempfile\nf = tempfile.NamedTemporaryFile(dir='.', delete=True)\n(os.getcwd(), os.path.dirname(f.name))",
+        { context, language: "python" },
+      );
+      expect(made.text).toBe("('/workspace', '/workspace')");
+    } finally {
+      await interpreter.destroyContext(context);
+    }
+  });
+
   it("runs pip install as Python code in a context (IPython's pip magic)", async () => {
     const { CodeInterpreter } = await import("@scalebox/sdk");
     const interpreter = await CodeInterpreter.create();
