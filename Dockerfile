@@ -1,7 +1,7 @@
-# Template image: Debian bookworm, Node.js 20, sandbox-agent built for production and every
+# Template image: Debian bookworm, Node.js 24 (the current LTS line), sandbox-agent built for production and every
 # kernel, all installed by scripts/install.sh, the one script CI runs too (see README, "Images and
 # services"). Keep this file thin: what it installs that CI does not run is what CI cannot check.
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 
 # tini is PID 1: it reaps orphaned processes (user code double-forks) and forwards SIGTERM to the
 # agent, which then ends its own children.

@@ -69,7 +69,7 @@ describe("systemd unit", () => {
 describe("Dockerfile", () => {
   it("builds on Node 20 bookworm through the install script and runs the agent under tini", () => {
     const instructions = dockerInstructions();
-    expect(lastInstruction(instructions, "FROM")).toBe("node:20-bookworm-slim");
+    expect(lastInstruction(instructions, "FROM")).toBe("node:24-bookworm-slim");
     const runs = instructions.filter((i) => i.name === "RUN").map((i) => i.args);
     expect(runs.some((args) => /\bbash scripts\/install\.sh full --production\b/.test(args))).toBe(true);
 

@@ -1,6 +1,7 @@
 /** Shared pieces of the Process tests: collecting a stream of process events, reading /proc. */
 import { readFile, readdir } from "node:fs/promises";
 import type { ProcessEvent, ProcessEvent_EndEvent } from "../../src/gen/sandboxagent/api_pb.js";
+import { eventually } from "../helpers/agent.js";
 
 type Stream = "stdout" | "stderr" | "pty";
 
@@ -131,6 +132,16 @@ export async function groupMembers(pgid: number): Promise<number[]> {
     }
   }
   return members;
+}
+
+/**
+ * Resolves once `pid` runs `program` itself, past the launcher that starts it. Typing into a
+ * terminal while the program is still being exec'd can hang the terminal up (node-pty, seen with
+ * any launcher that execs: perl, sh; see the issue 14 note), so tests that end a terminal program
+ * with its input wait for it first.
+ */
+export async function untilRunning(pid: number, program: string): Promise<void> {
+  await eventually(async () => (await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "")).trim() === program, 10_000, 5);
 }
 
 /** Running, that is: present in /proc and not a zombie. */

@@ -2,7 +2,7 @@ import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Process, Signal } from "../../src/gen/sandboxagent/api_pb.js";
 import { AUTH, client, startTestAgent, type TestAgent, type TransportName } from "../helpers/agent.js";
-import { collect, emptyCollected, record, type Collected } from "./helpers.js";
+import { collect, emptyCollected, record, untilRunning, type Collected } from "./helpers.js";
 
 let agent: TestAgent;
 beforeAll(async () => {
@@ -75,7 +75,10 @@ describe("PTY", () => {
 
   it("echoes input through the terminal, UTF-8 intact", async () => {
     const got = await drive(c(), { process: { cmd: "cat", args: [], envs: {} }, pty: { size: { cols: 80, rows: 24 } } }, [
-      [/^$/, (pid) => c().sendInput({ process: byPid(pid), input: ptyInput("héllo €\r") }, { headers: AUTH })],
+      [/^$/, async (pid) => {
+        await untilRunning(pid, "cat");
+        await c().sendInput({ process: byPid(pid), input: ptyInput("héllo €\r") }, { headers: AUTH });
+      }],
       [/héllo €\r\n.*héllo €/s, (pid) => c().sendInput({ process: byPid(pid), input: ptyInput("\x04") }, { headers: AUTH })],
     ]);
     expect(got.pty.toString()).toBe("héllo €\r\nhéllo €\r\n");
@@ -102,6 +105,7 @@ describe("PTY", () => {
   it("resizes through Update only with a size, and refuses an empty one", async () => {
     const got = await drive(c(), { process: { cmd: "cat", args: [], envs: {} }, pty: {} }, [
       [/^$/, async (pid) => {
+        await untilRunning(pid, "cat");
         const missing = await c().update({ process: byPid(pid) }, { headers: AUTH }).catch((e: unknown) => e);
         const zero = await c().update({ process: byPid(pid), pty: { size: { cols: 0, rows: 10 } } }, { headers: AUTH }).catch((e: unknown) => e);
         expect(String(missing)).toContain("invalid_argument");
@@ -115,6 +119,7 @@ describe("PTY", () => {
   it("refuses a terminal larger than it agrees to at start", async () => {
     const got = await drive(c(), { process: { cmd: "cat", args: [], envs: {} }, pty: {} }, [
       [/^$/, async (pid) => {
+        await untilRunning(pid, "cat");
         const huge = await c().update({ process: byPid(pid), pty: { size: { cols: 70_000, rows: 24 } } }, { headers: AUTH }).catch((e: unknown) => e);
         expect(ConnectError.from(huge).code).toBe(Code.InvalidArgument);
         await c().sendInput({ process: byPid(pid), input: ptyInput("\x04") }, { headers: AUTH });
