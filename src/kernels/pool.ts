@@ -5,11 +5,14 @@
  */
 import type { Logger } from "../log.js";
 import type { User } from "../users.js";
-import type { KernelCatalog } from "./catalog.js";
+import { LanguageUnavailableError, type KernelCatalog } from "./catalog.js";
 import { JupyterKernel } from "./jupyter/jupyter-kernel.js";
 
 /** After this many failed starts in a row the pool stops trying (a broken install, say). */
 const MAX_FAILURES = 3;
+
+/** What installs the default kernel, for the one line an agent without it logs. */
+export const INSTALL_KERNEL_COMMAND = "bash scripts/install.sh python";
 
 export interface PoolOptions {
   readonly size: number;
@@ -71,6 +74,14 @@ export class KernelPool {
       else this.ready.push(kernel);
     } catch (err) {
       this.waiters.shift()?.(undefined);
+      if (err instanceof LanguageUnavailableError) {
+        // Not installed is no failure to retry: say once what to run, and keep the pool empty.
+        this.failures = MAX_FAILURES;
+        this.options.log?.warn(
+          `no ${this.options.language} kernel is installed, so code execution in ${this.options.language} will fail: install it with \`${INSTALL_KERNEL_COMMAND}\` (as root)`,
+        );
+        return;
+      }
       this.failures++;
       this.options.log?.warn({ err: (err as Error).message, language: this.options.language }, "could not start a pooled kernel");
     }
