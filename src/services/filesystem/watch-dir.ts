@@ -10,13 +10,11 @@ import {
 } from "../../gen/sandboxagent/api_pb.js";
 import { fileAccessFor } from "../../user-fs/access.js";
 import { callerOf } from "../caller.js";
+import { KEEPALIVE_HEADER, keepaliveIntervalMs } from "../keepalive.js";
 import { EventBuffer } from "./event-buffer.js";
 import { resolveFor } from "./resolve.js";
 import type { WatchEvent, WatchGroup } from "./watch.js";
 
-/** Used when the client names no interval; well under the idle timeouts of common proxies. */
-const DEFAULT_KEEPALIVE_SECONDS = 30;
-const MAX_KEEPALIVE_SECONDS = 3600;
 
 export interface WatchDirOptions {
   readonly watches: WatchGroup;
@@ -39,7 +37,7 @@ export interface WatchDirOptions {
  * https://github.com/nodejs/undici/pull/4984, is open; Node 20's bundled undici has neither).
  */
 function unboundedLifetimeMs(ctx: HandlerContext, defaultTimeoutMs: number): number | undefined {
-  if (defaultTimeoutMs === 0 || ctx.timeoutMs() !== undefined || ctx.requestHeader.has("keepalive-ping-interval")) return undefined;
+  if (defaultTimeoutMs === 0 || ctx.timeoutMs() !== undefined || ctx.requestHeader.has(KEEPALIVE_HEADER)) return undefined;
   return defaultTimeoutMs;
 }
 
@@ -71,7 +69,7 @@ export function watchDirHandler(options: WatchDirOptions) {
     const keepalive = setInterval(() => {
       keepaliveDue = true;
       buffer.wake();
-    }, keepaliveSeconds(ctx.requestHeader) * 1000);
+    }, keepaliveIntervalMs(ctx.requestHeader));
     const onAbort = (): void => buffer.wake();
     ctx.signal.addEventListener("abort", onAbort);
     const lifetimeMs = unboundedLifetimeMs(ctx, options.defaultTimeoutMs);
@@ -121,10 +119,4 @@ export function watchDirHandler(options: WatchDirOptions) {
 
 function message(event: WatchDirResponse["event"]): WatchDirResponse {
   return create(WatchDirResponseSchema, { event });
-}
-
-function keepaliveSeconds(headers: Headers): number {
-  const seconds = Number(headers.get("keepalive-ping-interval") ?? Number.NaN);
-  if (!Number.isFinite(seconds) || seconds <= 0) return DEFAULT_KEEPALIVE_SECONDS;
-  return Math.min(Math.max(seconds, 1), MAX_KEEPALIVE_SECONDS);
 }

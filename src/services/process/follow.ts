@@ -6,15 +6,8 @@
 import { ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { ProcessEvent } from "../../gen/sandboxagent/api_pb.js";
 import { KEEPALIVE, startEvent } from "./events.js";
-import { DEFAULT_KEEPALIVE_S, MAX_KEEPALIVE_S, MIN_KEEPALIVE_S } from "./limits.js";
 import type { ManagedProcess } from "./managed-process.js";
-
-/** The SDKs ask for keepalives in whole seconds with `Keepalive-Ping-Interval`. */
-export function keepaliveIntervalMs(header: Headers): number {
-  const raw = header.get("keepalive-ping-interval");
-  const seconds = raw !== null && /^\s*\d+\s*$/.test(raw) ? Number(raw) : DEFAULT_KEEPALIVE_S;
-  return Math.min(MAX_KEEPALIVE_S, Math.max(MIN_KEEPALIVE_S, seconds)) * 1000;
-}
+import { keepaliveIntervalMs } from "../keepalive.js";
 
 export async function* follow(proc: ManagedProcess, ctx: HandlerContext): AsyncGenerator<ProcessEvent> {
   // Subscribing before the first yield: nothing the process writes meanwhile can be missed.

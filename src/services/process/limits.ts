@@ -57,11 +57,6 @@ export const POST_EXIT_DRAIN_MS = 100;
  */
 export const DEADLINE_MARGIN_MS = 50;
 
-/** Keepalive interval when the client sends no `Keepalive-Ping-Interval` (E2B's envd default). */
-export const DEFAULT_KEEPALIVE_S = 90;
-export const MIN_KEEPALIVE_S = 1;
-export const MAX_KEEPALIVE_S = 3600;
-
 /** How long dispose() waits for killed process groups to be reaped. */
 export const DISPOSE_WAIT_MS = 5_000;
 
