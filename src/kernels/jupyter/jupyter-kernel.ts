@@ -246,7 +246,8 @@ export class JupyterKernel implements Kernel {
   /** Writes a value for a hook to read: private to the kernel's user, deleted by the hook. */
   private async handOff(incarnation: Incarnation, value: unknown): Promise<string> {
     const file = join(incarnation.process.dir, `handoff-${randomBytes(8).toString("hex")}.json`);
-    await writeFile(file, JSON.stringify(value), { mode: 0o600 });
+    // The directory is the kernel user's: "wx" never writes through a link that stands in the way.
+    await writeFile(file, JSON.stringify(value), { mode: 0o600, flag: "wx" });
     await giveTo(file, this.options.user);
     return file;
   }

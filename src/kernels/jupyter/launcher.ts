@@ -6,14 +6,13 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { rmSync } from "node:fs";
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import { createServer, type AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { giveTo } from "../../ownership.js";
 import { baseEnvironment, launchAs, launchIds, raiseOomScore } from "../../user-spawn.js";
 import type { User } from "../../users.js";
+import { newRuntimeDirectory } from "../runtime-dir.js";
 import type { KernelSpec } from "./kernelspecs.js";
 import type { ConnectionInfo } from "./session.js";
 
@@ -55,8 +54,7 @@ export interface LaunchOptions {
 
 /** Process groups of kernels still running, for the exit handler. */
 const live = new Set<number>();
-let runtimeRoot: Promise<string> | undefined;
-let rootPath: string | undefined;
+let exitHookInstalled = false;
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {
@@ -66,26 +64,10 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** Last resort at agent exit: no kernel outlives the agent, no connection file stays behind. */
+/** Last resort at agent exit: no kernel outlives the agent (runtime-dir.ts removes their files). */
 function cleanUpAtExit(): void {
   for (const pid of live) killGroup(pid, "SIGKILL");
   live.clear();
-  if (rootPath !== undefined) rmSync(rootPath, { recursive: true, force: true });
-}
-
-/**
- * One directory per agent for every kernel's files. Traversable but not listable by others, so a
- * user reaches only their own kernel's 0700 subdirectory.
- */
-function root(): Promise<string> {
-  runtimeRoot ??= (async () => {
-    const path = await mkdtemp(join(tmpdir(), "sandbox-agent-kernels-"));
-    await chmod(path, 0o711);
-    rootPath = path;
-    process.once("exit", cleanUpAtExit);
-    return path;
-  })();
-  return runtimeRoot;
 }
 
 async function freePorts(count: number): Promise<number[]> {
@@ -108,7 +90,8 @@ function expand(value: string, env: Readonly<Record<string, string>>): string {
 }
 
 export async function launchKernel(options: LaunchOptions): Promise<KernelProcess> {
-  const dir = await mkdtemp(join(await root(), "kernel-"));
+  // Made by the agent inside its own directory, so nobody can have made it first.
+  const dir = await newRuntimeDirectory("kernel", 0o700);
   try {
     return await launchIn(dir, options);
   } catch (err) {
@@ -119,8 +102,6 @@ export async function launchKernel(options: LaunchOptions): Promise<KernelProces
 
 async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProcess> {
   const { spec, user } = options;
-  await chmod(dir, 0o700);
-  await giveTo(dir, user);
 
   const [shell, iopub, stdin, control, hb] = await freePorts(5);
   const connection: ConnectionInfo = {
@@ -134,9 +115,12 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
     key: randomBytes(32).toString("hex"),
     signature_scheme: "hmac-sha256",
   };
+  // Written while the directory is still the agent's: the user gets it only once the file is in
+  // place, so no link of theirs can stand where the agent writes.
   const connectionFile = join(dir, "connection.json");
-  await writeFile(connectionFile, JSON.stringify({ ...connection, kernel_name: spec.name }), { mode: 0o600 });
+  await writeFile(connectionFile, JSON.stringify({ ...connection, kernel_name: spec.name }), { mode: 0o600, flag: "wx" });
   await giveTo(connectionFile, user);
+  await giveTo(dir, user);
 
   const base: Record<string, string> = { ...baseEnvironment(user), PATH: KERNEL_PATH };
   const env: Record<string, string> = {
@@ -174,6 +158,10 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
   if (pid === undefined) {
     const exit = await exited;
     throw new Error(`cannot start ${argv[0]}: ${exit.output.trim()}`);
+  }
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once("exit", cleanUpAtExit);
   }
   live.add(pid);
   raiseOomScore(pid);
