@@ -14,7 +14,7 @@ import { baseEnvironment, launchAs, launchIds, raiseOomScore } from "../../user-
 import type { User } from "../../users.js";
 import { newRuntimeDirectory } from "../runtime-dir.js";
 import type { KernelSpec } from "./kernelspecs.js";
-import type { ConnectionInfo } from "./session.js";
+import type { KernelConnection } from "./session.js";
 
 /**
  * Kernels look programs up with /usr/bin first: Debian's Jupyter packages live there, while images
@@ -33,7 +33,7 @@ export interface KernelExit {
 
 export interface KernelProcess {
   readonly pid: number;
-  readonly connection: ConnectionInfo;
+  readonly connection: KernelConnection;
   /** Private directory (mode 0700, owned by the kernel's user) for the connection file and hand-off files. */
   readonly dir: string;
   readonly exited: Promise<KernelExit>;
@@ -104,7 +104,7 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
   const { spec, user } = options;
 
   const [shell, iopub, stdin, control, hb] = await freePorts(5);
-  const connection: ConnectionInfo = {
+  const connection = {
     transport: "tcp",
     ip: "127.0.0.1",
     shell_port: shell!,
@@ -171,9 +171,19 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
     live.delete(pid);
   });
 
+  const endpoint = (port: number): string => `tcp://${connection.ip}:${port}`;
   return {
     pid,
-    connection,
+    connection: {
+      endpoints: {
+        shell: endpoint(connection.shell_port),
+        iopub: endpoint(connection.iopub_port),
+        stdin: endpoint(connection.stdin_port),
+        control: endpoint(connection.control_port),
+        hb: endpoint(connection.hb_port),
+      },
+      key: connection.key,
+    },
     dir,
     exited,
     hasExited: () => done,
