@@ -10,11 +10,12 @@ import { rm, writeFile } from "node:fs/promises";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { giveTo } from "../../ownership.js";
-import { baseEnvironment, launchAs, launchIds, raiseOomScore } from "../../user-spawn.js";
+import { baseEnvironment, launchAs, launchIds, raiseOomScore, type Launch } from "../../user-spawn.js";
 import type { User } from "../../users.js";
 import { newRuntimeDirectory } from "../runtime-dir.js";
 import type { KernelSpec } from "./kernelspecs.js";
-import type { KernelConnection } from "./session.js";
+import { listensOnlyOnTcp, NAMESPACE_PORTS, namespacedLaunch } from "./netns.js";
+import type { KernelConnection, KernelSocket } from "./session.js";
 
 /**
  * Kernels look programs up with /usr/bin first: Debian's Jupyter packages live there, while images
@@ -103,7 +104,12 @@ export async function launchKernel(options: LaunchOptions): Promise<KernelProces
 async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProcess> {
   const { spec, user } = options;
 
-  const [shell, iopub, stdin, control, hb] = await freePorts(5);
+  // A kernel that listens only on TCP gets a network namespace of its own, where nothing else
+  // takes its ports, and a relay in it that the agent reaches at <dir>/k-<n> (netns.ts).
+  const isolated = listensOnlyOnTcp(spec);
+  const [shell, iopub, stdin, control, hb] = isolated
+    ? [NAMESPACE_PORTS.shell, NAMESPACE_PORTS.iopub, NAMESPACE_PORTS.stdin, NAMESPACE_PORTS.control, NAMESPACE_PORTS.hb]
+    : await freePorts(5);
   const connection = {
     transport: "tcp",
     ip: "127.0.0.1",
@@ -133,7 +139,17 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
     ...options.env,
   };
   const argv = spec.argv.map((arg) => arg.replaceAll("{connection_file}", connectionFile).replaceAll("{resource_dir}", spec.resourceDir));
-  const launch = launchAs(user, argv[0]!, argv.slice(1), { pty: false });
+  const relayed: ReadonlyArray<readonly [KernelSocket, number]> = [
+    ["shell", 1],
+    ["iopub", 2],
+    ["stdin", 3],
+    ["control", 4],
+    ["hb", 5],
+  ];
+  const relaySocket = (n: number): string => join(dir, `k-${n}`);
+  const launch: Launch = isolated
+    ? await namespacedLaunch(user, argv, relayed.map(([socket, n]) => [relaySocket(n), NAMESPACE_PORTS[socket]] as const), spec.name)
+    : launchAs(user, argv[0]!, argv.slice(1), { pty: false });
   const child = spawn(launch.file, [...launch.args], { cwd: options.cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"], ...launchIds(launch) });
 
   let output = "";
@@ -172,18 +188,18 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
   });
 
   const endpoint = (port: number): string => `tcp://${connection.ip}:${port}`;
-  return {
-    pid,
-    connection: {
-      endpoints: {
+  const endpoints: Record<KernelSocket, string> = isolated
+    ? (Object.fromEntries(relayed.map(([socket, n]) => [socket, `ipc://${relaySocket(n)}`])) as Record<KernelSocket, string>)
+    : {
         shell: endpoint(connection.shell_port),
         iopub: endpoint(connection.iopub_port),
         stdin: endpoint(connection.stdin_port),
         control: endpoint(connection.control_port),
         hb: endpoint(connection.hb_port),
-      },
-      key: connection.key,
-    },
+      };
+  return {
+    pid,
+    connection: { endpoints, key: connection.key },
     dir,
     exited,
     hasExited: () => done,
