@@ -112,7 +112,13 @@ export class JupyterKernel implements Kernel {
     // A second attempt covers the rare port taken between picking it and the kernel binding it,
     // which shows as the kernel exiting at once; a kernel that never answers is not tried again.
     for (let attempt = 0; attempt < 2 && !this.stopped; attempt++) {
-      const child = await launchKernel({ spec: this.options.spec, user: this.options.user, cwd: this.cwd, env: this.options.env });
+      const child = await launchKernel({
+        spec: this.options.spec,
+        user: this.options.user,
+        cwd: this.cwd,
+        env: this.options.env,
+        bindTimeoutMs: READY_TIMEOUT_MS,
+      });
       const session = new KernelSession(child.connection, this.options.user.name, (err) =>
         this.options.log?.debug({ kernel: this.name, err: err.message }, "kernel protocol error"),
       );

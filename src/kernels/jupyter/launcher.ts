@@ -1,13 +1,15 @@
 /**
- * Starts a kernel process the way Jupyter does: free ports and a random HMAC key in a connection
- * file, `{connection_file}` in the kernelspec's argv, its own process group, as the caller's Linux
- * user. Every process started here is killed (group and all) when the agent exits, and every file
- * it wrote is removed.
+ * Starts a kernel process the way Jupyter does, `{connection_file}` in the kernelspec's argv, its own
+ * process group, as the caller's Linux user, with one difference: its sockets are Unix sockets
+ * (`"transport": "ipc"`) in a directory only that user (and root) can enter, never TCP ports of
+ * 127.0.0.1 that every local user could connect to, IOPub's stream of code and output included.
+ * Kernels that cannot do ipc run behind a relay in a network namespace of their own (netns.ts).
+ * Every process started here is killed (group and all) when the agent exits, and every file it
+ * wrote is removed.
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { rm, writeFile } from "node:fs/promises";
-import { createServer, type AddressInfo } from "node:net";
+import { lstat, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { giveTo } from "../../ownership.js";
 import { baseEnvironment, launchAs, launchIds, raiseOomScore, type Launch } from "../../user-spawn.js";
@@ -24,6 +26,43 @@ import type { KernelConnection, KernelSocket } from "./session.js";
 const KERNEL_PATH = "/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:/bin";
 /** Enough of a failing kernel's output to say why it failed. */
 const OUTPUT_TAIL_BYTES = 8192;
+/** How often to look for the kernel's first socket while it starts. */
+const SOCKET_POLL_MS = 10;
+/** Longest Unix socket path (sun_path is 108 bytes with its terminating NUL). */
+const MAX_SOCKET_PATH = 107;
+
+const SOCKETS: readonly KernelSocket[] = ["shell", "iopub", "stdin", "control", "hb"];
+/** "Ports" of an ipc connection file: each socket is the file `<ip>-<port>`. */
+const IPC_PORTS: Readonly<Record<KernelSocket, number>> = { shell: 1, iopub: 2, stdin: 3, control: 4, hb: 5 };
+
+/** A Jupyter connection file, as the kernel reads it. */
+interface ConnectionFile {
+  readonly transport: "tcp" | "ipc";
+  readonly ip: string;
+  readonly shell_port: number;
+  readonly iopub_port: number;
+  readonly stdin_port: number;
+  readonly control_port: number;
+  readonly hb_port: number;
+  readonly key: string;
+  readonly signature_scheme: "hmac-sha256";
+  readonly kernel_name: string;
+}
+
+function connectionFile(transport: "tcp" | "ipc", ip: string, ports: Readonly<Record<KernelSocket, number>>, key: string, name: string): ConnectionFile {
+  return {
+    transport,
+    ip,
+    shell_port: ports.shell,
+    iopub_port: ports.iopub,
+    stdin_port: ports.stdin,
+    control_port: ports.control,
+    hb_port: ports.hb,
+    key,
+    signature_scheme: "hmac-sha256",
+    kernel_name: name,
+  };
+}
 
 export interface KernelExit {
   readonly code: number | null;
@@ -51,6 +90,8 @@ export interface LaunchOptions {
   readonly cwd: string;
   /** Added to the user's base environment and the kernelspec's env. */
   readonly env: Readonly<Record<string, string>>;
+  /** How long to wait for the kernel to create its sockets before handing it over anyway. */
+  readonly bindTimeoutMs?: number;
 }
 
 /** Process groups of kernels still running, for the exit handler. */
@@ -71,20 +112,6 @@ function cleanUpAtExit(): void {
   live.clear();
 }
 
-async function freePorts(count: number): Promise<number[]> {
-  // Held open together so the five differ; the kernel binds them a moment later.
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-      const server = createServer();
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve(server));
-    })),
-  );
-  const ports = servers.map((server) => (server.address() as AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
-}
-
 /** `${VAR}` in kernelspec env values, as jupyter_client expands them. */
 function expand(value: string, env: Readonly<Record<string, string>>): string {
   return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => env[name] ?? "");
@@ -101,31 +128,40 @@ export async function launchKernel(options: LaunchOptions): Promise<KernelProces
   }
 }
 
+/**
+ * Waits until the kernel has created its shell socket (or exited, or `timeoutMs` passed), and
+ * returns the separator its socket names use. Jupyter names an ipc socket `<ip>-<port>`; tslab
+ * (1.0) joins them with ":" as for TCP. The directory is the kernel's user's alone, so what is
+ * found there was made by that user's kernel.
+ */
+async function socketSeparator(prefix: string, user: User, hasExited: () => boolean, timeoutMs: number): Promise<"-" | ":"> {
+  const deadline = Date.now() + timeoutMs;
+  while (!hasExited() && Date.now() < deadline) {
+    for (const separator of ["-", ":"] as const) {
+      const st = await lstat(`${prefix}${separator}${IPC_PORTS.shell}`).catch(() => undefined);
+      if (st?.isSocket() === true && (st.uid === user.uid || st.uid === process.getuid?.())) return separator;
+    }
+    await new Promise((resolve) => setTimeout(resolve, SOCKET_POLL_MS));
+  }
+  return "-";
+}
+
 async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProcess> {
   const { spec, user } = options;
-
-  // A kernel that listens only on TCP gets a network namespace of its own, where nothing else
-  // takes its ports, and a relay in it that the agent reaches at <dir>/k-<n> (netns.ts).
+  // Every socket is `<dir>/k-<n>`: what the agent connects to, whether the kernel itself or the
+  // relay in front of a TCP-only kernel listens there.
+  const prefix = join(dir, "k");
+  if (`${prefix}-${IPC_PORTS.shell}`.length > MAX_SOCKET_PATH) throw new Error(`kernel socket paths under ${dir} would be too long for Unix sockets`);
+  const key = randomBytes(32).toString("hex");
   const isolated = listensOnlyOnTcp(spec);
-  const [shell, iopub, stdin, control, hb] = isolated
-    ? [NAMESPACE_PORTS.shell, NAMESPACE_PORTS.iopub, NAMESPACE_PORTS.stdin, NAMESPACE_PORTS.control, NAMESPACE_PORTS.hb]
-    : await freePorts(5);
-  const connection = {
-    transport: "tcp",
-    ip: "127.0.0.1",
-    shell_port: shell!,
-    iopub_port: iopub!,
-    stdin_port: stdin!,
-    control_port: control!,
-    hb_port: hb!,
-    key: randomBytes(32).toString("hex"),
-    signature_scheme: "hmac-sha256",
-  };
+  const file = isolated
+    ? connectionFile("tcp", "127.0.0.1", NAMESPACE_PORTS, key, spec.name)
+    : connectionFile("ipc", prefix, IPC_PORTS, key, spec.name);
   // Written while the directory is still the agent's: the user gets it only once the file is in
   // place, so no link of theirs can stand where the agent writes.
-  const connectionFile = join(dir, "connection.json");
-  await writeFile(connectionFile, JSON.stringify({ ...connection, kernel_name: spec.name }), { mode: 0o600, flag: "wx" });
-  await giveTo(connectionFile, user);
+  const connectionPath = join(dir, "connection.json");
+  await writeFile(connectionPath, JSON.stringify(file), { mode: 0o600, flag: "wx" });
+  await giveTo(connectionPath, user);
   await giveTo(dir, user);
 
   const base: Record<string, string> = { ...baseEnvironment(user), PATH: KERNEL_PATH };
@@ -138,17 +174,9 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
     PYDEVD_DISABLE_FILE_VALIDATION: "1",
     ...options.env,
   };
-  const argv = spec.argv.map((arg) => arg.replaceAll("{connection_file}", connectionFile).replaceAll("{resource_dir}", spec.resourceDir));
-  const relayed: ReadonlyArray<readonly [KernelSocket, number]> = [
-    ["shell", 1],
-    ["iopub", 2],
-    ["stdin", 3],
-    ["control", 4],
-    ["hb", 5],
-  ];
-  const relaySocket = (n: number): string => join(dir, `k-${n}`);
+  const argv = spec.argv.map((arg) => arg.replaceAll("{connection_file}", connectionPath).replaceAll("{resource_dir}", spec.resourceDir));
   const launch: Launch = isolated
-    ? await namespacedLaunch(user, argv, relayed.map(([socket, n]) => [relaySocket(n), NAMESPACE_PORTS[socket]] as const), spec.name)
+    ? await namespacedLaunch(user, argv, SOCKETS.map((socket) => [`${prefix}-${IPC_PORTS[socket]}`, NAMESPACE_PORTS[socket]] as const), spec.name)
     : launchAs(user, argv[0]!, argv.slice(1), { pty: false });
   const child = spawn(launch.file, [...launch.args], { cwd: options.cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"], ...launchIds(launch) });
 
@@ -187,19 +215,12 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
     live.delete(pid);
   });
 
-  const endpoint = (port: number): string => `tcp://${connection.ip}:${port}`;
-  const endpoints: Record<KernelSocket, string> = isolated
-    ? (Object.fromEntries(relayed.map(([socket, n]) => [socket, `ipc://${relaySocket(n)}`])) as Record<KernelSocket, string>)
-    : {
-        shell: endpoint(connection.shell_port),
-        iopub: endpoint(connection.iopub_port),
-        stdin: endpoint(connection.stdin_port),
-        control: endpoint(connection.control_port),
-        hb: endpoint(connection.hb_port),
-      };
+  const separator = await socketSeparator(prefix, user, () => done, options.bindTimeoutMs ?? 60_000);
+  const endpoints = Object.fromEntries(SOCKETS.map((socket) => [socket, `ipc://${prefix}${separator}${IPC_PORTS[socket]}`])) as Record<KernelSocket, string>;
+
   return {
     pid,
-    connection: { endpoints, key: connection.key },
+    connection: { endpoints, key },
     dir,
     exited,
     hasExited: () => done,
