@@ -151,7 +151,8 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
   // Every socket is `<dir>/k-<n>`: what the agent connects to, whether the kernel itself or the
   // relay in front of a TCP-only kernel listens there.
   const prefix = join(dir, "k");
-  if (`${prefix}-${IPC_PORTS.shell}`.length > MAX_SOCKET_PATH) throw new Error(`kernel socket paths under ${dir} would be too long for Unix sockets`);
+  // The longest name is ipykernel's pipe for forked children's output (agent_startup.py).
+  if (`${prefix}-pipe`.length > MAX_SOCKET_PATH) throw new Error(`kernel socket paths under ${dir} would be too long for Unix sockets`);
   const key = randomBytes(32).toString("hex");
   const isolated = listensOnlyOnTcp(spec);
   const file = isolated
