@@ -225,6 +225,9 @@ EOF
 
 register_deno() {
   step "kernelspec deno in $kernelspecs"
+  # Deno's kernel listens only on TCP: the agent runs it in a network namespace of its own, whose
+  # loopback it brings up with ip (src/kernels/jupyter/netns.ts). unshare comes with util-linux.
+  [[ -x /usr/sbin/ip || -x /sbin/ip || -x /usr/bin/ip || -x /bin/ip ]] || apt_install iproute2
   local deno="$kernels_prefix/node_modules/.bin/deno" home
   deno=$(readlink -f "$deno")
   if [[ -f $kernelspecs/deno/kernel.json ]] && grep -qF "\"$deno\"" "$kernelspecs/deno/kernel.json" &&

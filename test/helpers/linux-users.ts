@@ -3,7 +3,7 @@
  * with `useradd` and kept, so test files that run side by side can share them. Creation is
  * idempotent and tolerates another test file creating the same user at the same moment.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { lookupUser, type User } from "../../src/users.js";
 
 /** The users attack tests act as; each has its own group and a 0700 home directory. */
@@ -41,5 +41,16 @@ export function runAs(user: User, command: string): string {
   return execFileSync("setpriv", [`--reuid=${user.uid}`, `--regid=${user.gid}`, "--init-groups", "--", "sh", "-c", command], {
     encoding: "utf8",
     env: { PATH: "/usr/bin:/bin", HOME: user.home },
+  });
+}
+
+/**
+ * Starts `argv` as `user` without waiting for it, stdio piped: for an attacker that must act while
+ * the in-process agent goes on serving (runAs would block its event loop).
+ */
+export function spawnAs(user: User, argv: readonly string[]): ChildProcessWithoutNullStreams {
+  return spawn("setpriv", [`--reuid=${user.uid}`, `--regid=${user.gid}`, "--init-groups", "--", ...argv], {
+    env: { PATH: "/usr/bin:/bin", HOME: user.home },
+    stdio: ["pipe", "pipe", "pipe"],
   });
 }

@@ -1,17 +1,22 @@
 /**
  * What both built-in drivers share about their process: started as the caller's user in its own
  * process group (so an interrupt or a kill reaches everything a cell started), a private
- * directory the agent writes cells into, and a last-resort kill of every driver process (and
- * removal of every such directory) when the agent exits.
+ * directory the agent writes cells into, and a last-resort kill of every driver process when the
+ * agent exits.
+ *
+ * A driver speaks with the agent over its stdio only: anonymous socketpairs that exist in the agent
+ * and the driver process alone, so no other user can reach them (the driver's own user could, as
+ * they can reach anything of their own). Its private directory lives in the agent's runtime
+ * directory (runtime-dir.ts), which goes when the agent exits, and after a crash at the next start.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { rmSync } from "node:fs";
-import { chmod, chown, mkdtemp, rename, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { chown, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { baseEnvironment, launchAs, launchIds, raiseOomScore } from "../../user-spawn.js";
 import { isPrivileged, type User } from "../../users.js";
+import { withOnlyStdio } from "../only-stdio.js";
+import { newRuntimeDirectory } from "../runtime-dir.js";
 
 /** How much of a process's diagnostic output is kept to explain why it failed. */
 const DIAGNOSTIC_TAIL_CHARS = 4096;
@@ -40,7 +45,6 @@ export interface DriverProcessOptions {
 }
 
 const live = new Set<number>();
-const liveDirs = new Set<string>();
 let exitHookInstalled = false;
 
 function killGroup(pid: number): void {
@@ -54,8 +58,6 @@ function killGroup(pid: number): void {
 function cleanUpAtExit(): void {
   for (const pid of live) killGroup(pid);
   live.clear();
-  for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
-  liveDirs.clear();
 }
 
 function installExitHook(): void {
@@ -69,17 +71,8 @@ function installExitHook(): void {
  * latest when the agent exits. Agent-owned matters: a user can read the files given to them in it
  * but can never swap one for a symlink that the agent would then write through.
  */
-export async function runtimeDirectory(prefix: string): Promise<string> {
-  installExitHook();
-  const dir = await mkdtemp(join(tmpdir(), `sandbox-agent-${prefix}-`));
-  liveDirs.add(dir);
-  await chmod(dir, 0o711);
-  return dir;
-}
-
-async function removeRuntimeDirectory(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
-  liveDirs.delete(dir);
+export function runtimeDirectory(prefix: string): Promise<string> {
+  return newRuntimeDirectory(prefix, 0o711);
 }
 
 /** A directory of files handed to one driver process: written by the agent, readable only by its user. */
@@ -115,7 +108,7 @@ export class DriverFiles {
   }
 
   async dispose(): Promise<void> {
-    await removeRuntimeDirectory(this.dir);
+    await rm(this.dir, { recursive: true, force: true });
   }
 }
 
@@ -140,7 +133,8 @@ export class DriverProcess {
   private diagnostics = "";
 
   constructor(options: DriverProcessOptions) {
-    const launch = launchAs(options.user, options.command, options.args, { pty: false });
+    const program = withOnlyStdio(options.command, options.args);
+    const launch = launchAs(options.user, program.command, program.args, { pty: false });
     const env = { ...baseEnvironment(options.user), ...options.env };
     this.child = spawn(launch.file, [...launch.args], { cwd: options.cwd, env, detached: true, stdio: ["pipe", "pipe", "pipe"], ...launchIds(launch) });
     this.pid = this.child.pid;

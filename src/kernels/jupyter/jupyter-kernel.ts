@@ -37,8 +37,6 @@ const ABORTED_RETRIES = 3;
 const ABORTED_RETRY_MS = 250;
 
 export class KernelStartError extends Error {}
-/** The kernel process exited before it was ready. */
-class KernelExitedError extends KernelStartError {}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -108,36 +106,38 @@ export class JupyterKernel implements Kernel {
 
   private async boot(): Promise<void> {
     this.stateNow = "starting";
-    let lastError: Error | undefined;
-    // A second attempt covers the rare port taken between picking it and the kernel binding it,
-    // which shows as the kernel exiting at once; a kernel that never answers is not tried again.
-    for (let attempt = 0; attempt < 2 && !this.stopped; attempt++) {
-      const child = await launchKernel({ spec: this.options.spec, user: this.options.user, cwd: this.cwd, env: this.options.env });
-      const session = new KernelSession(child.connection, this.options.user.name, (err) =>
-        this.options.log?.debug({ kernel: this.name, err: err.message }, "kernel protocol error"),
-      );
-      session.open();
-      try {
-        await this.waitReady(child, session);
-        const incarnation = { process: child, session };
-        this.current = incarnation;
-        void child.exited.then((exit) => this.exitedOnItsOwn(incarnation, describeExit(exit)));
-        await this.runStartup(session);
-        if (this.stopped) throw new KernelStartError("kernel shut down while starting");
-        if (this.current !== incarnation) throw new KernelStartError(`${this.name} kernel died while starting`);
-        this.stateNow = "idle";
-        this.scheduleHeartbeat(incarnation, 0);
-        return;
-      } catch (err) {
-        lastError = err as Error;
-        session.close();
-        await child.destroy();
-        if (this.current?.process === child) this.current = undefined;
-        if (!(err instanceof KernelExitedError)) break;
-      }
+    if (this.stopped) {
+      this.stateNow = "dead";
+      throw new KernelStartError("kernel shut down while starting");
     }
-    this.stateNow = "dead";
-    throw lastError ?? new KernelStartError("kernel shut down while starting");
+    const child = await launchKernel({
+      spec: this.options.spec,
+      user: this.options.user,
+      cwd: this.cwd,
+      env: this.options.env,
+      bindTimeoutMs: READY_TIMEOUT_MS,
+    });
+    const session = new KernelSession(child.connection, this.options.user.name, (err) =>
+      this.options.log?.debug({ kernel: this.name, err: err.message }, "kernel protocol error"),
+    );
+    session.open();
+    try {
+      await this.waitReady(child, session);
+      const incarnation = { process: child, session };
+      this.current = incarnation;
+      void child.exited.then((exit) => this.exitedOnItsOwn(incarnation, describeExit(exit)));
+      await this.runStartup(session);
+      if (this.stopped) throw new KernelStartError("kernel shut down while starting");
+      if (this.current !== incarnation) throw new KernelStartError(`${this.name} kernel died while starting`);
+      this.stateNow = "idle";
+      this.scheduleHeartbeat(incarnation, 0);
+    } catch (err) {
+      session.close();
+      await child.destroy();
+      if (this.current?.process === child) this.current = undefined;
+      this.stateNow = "dead";
+      throw err;
+    }
   }
 
   private async waitReady(child: KernelProcess, session: KernelSession): Promise<void> {
@@ -152,7 +152,7 @@ export class JupyterKernel implements Kernel {
       if (typeof first === "object") {
         session.release(msgId);
         const output = lastLines(first.output);
-        throw new KernelExitedError(`${this.name} kernel failed to start: ${describeExit(first)}${output ? `\n${output}` : ""}`);
+        throw new KernelStartError(`${this.name} kernel failed to start: ${describeExit(first)}${output ? `\n${output}` : ""}`);
       }
       if (first === "reply") {
         // The reply proves shell works; an IOPub message for it proves we are subscribed in time.
@@ -246,7 +246,8 @@ export class JupyterKernel implements Kernel {
   /** Writes a value for a hook to read: private to the kernel's user, deleted by the hook. */
   private async handOff(incarnation: Incarnation, value: unknown): Promise<string> {
     const file = join(incarnation.process.dir, `handoff-${randomBytes(8).toString("hex")}.json`);
-    await writeFile(file, JSON.stringify(value), { mode: 0o600 });
+    // The directory is the kernel user's: "wx" never writes through a link that stands in the way.
+    await writeFile(file, JSON.stringify(value), { mode: 0o600, flag: "wx" });
     await giveTo(file, this.options.user);
     return file;
   }

@@ -1,21 +1,24 @@
 /**
- * Starts a kernel process the way Jupyter does: free ports and a random HMAC key in a connection
- * file, `{connection_file}` in the kernelspec's argv, its own process group, as the caller's Linux
- * user. Every process started here is killed (group and all) when the agent exits, and every file
- * it wrote is removed.
+ * Starts a kernel process the way Jupyter does, `{connection_file}` in the kernelspec's argv, its own
+ * process group, as the caller's Linux user, with one difference: its sockets are Unix sockets
+ * (`"transport": "ipc"`) in a directory only that user (and root) can enter, never TCP ports of
+ * 127.0.0.1 that every local user could connect to, IOPub's stream of code and output included.
+ * Kernels that cannot do ipc run behind a relay in a network namespace of their own (netns.ts).
+ * Every process started here is killed (group and all) when the agent exits, and every file it
+ * wrote is removed.
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { rmSync } from "node:fs";
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer, type AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { lstat, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { giveTo } from "../../ownership.js";
-import { baseEnvironment, launchAs, launchIds, raiseOomScore } from "../../user-spawn.js";
+import { baseEnvironment, launchAs, launchIds, raiseOomScore, type Launch } from "../../user-spawn.js";
 import type { User } from "../../users.js";
+import { withOnlyStdio } from "../only-stdio.js";
+import { newRuntimeDirectory } from "../runtime-dir.js";
 import type { KernelSpec } from "./kernelspecs.js";
-import type { ConnectionInfo } from "./session.js";
+import { listensOnlyOnTcp, NAMESPACE_PORTS, namespacedLaunch } from "./netns.js";
+import type { KernelConnection, KernelSocket } from "./session.js";
 
 /**
  * Kernels look programs up with /usr/bin first: Debian's Jupyter packages live there, while images
@@ -24,6 +27,43 @@ import type { ConnectionInfo } from "./session.js";
 const KERNEL_PATH = "/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:/bin";
 /** Enough of a failing kernel's output to say why it failed. */
 const OUTPUT_TAIL_BYTES = 8192;
+/** How often to look for the kernel's first socket while it starts. */
+const SOCKET_POLL_MS = 10;
+/** Longest Unix socket path (sun_path is 108 bytes with its terminating NUL). */
+const MAX_SOCKET_PATH = 107;
+
+const SOCKETS: readonly KernelSocket[] = ["shell", "iopub", "stdin", "control", "hb"];
+/** "Ports" of an ipc connection file: each socket is the file `<ip>-<port>`. */
+const IPC_PORTS: Readonly<Record<KernelSocket, number>> = { shell: 1, iopub: 2, stdin: 3, control: 4, hb: 5 };
+
+/** A Jupyter connection file, as the kernel reads it. */
+interface ConnectionFile {
+  readonly transport: "tcp" | "ipc";
+  readonly ip: string;
+  readonly shell_port: number;
+  readonly iopub_port: number;
+  readonly stdin_port: number;
+  readonly control_port: number;
+  readonly hb_port: number;
+  readonly key: string;
+  readonly signature_scheme: "hmac-sha256";
+  readonly kernel_name: string;
+}
+
+function connectionFile(transport: "tcp" | "ipc", ip: string, ports: Readonly<Record<KernelSocket, number>>, key: string, name: string): ConnectionFile {
+  return {
+    transport,
+    ip,
+    shell_port: ports.shell,
+    iopub_port: ports.iopub,
+    stdin_port: ports.stdin,
+    control_port: ports.control,
+    hb_port: ports.hb,
+    key,
+    signature_scheme: "hmac-sha256",
+    kernel_name: name,
+  };
+}
 
 export interface KernelExit {
   readonly code: number | null;
@@ -34,7 +74,7 @@ export interface KernelExit {
 
 export interface KernelProcess {
   readonly pid: number;
-  readonly connection: ConnectionInfo;
+  readonly connection: KernelConnection;
   /** Private directory (mode 0700, owned by the kernel's user) for the connection file and hand-off files. */
   readonly dir: string;
   readonly exited: Promise<KernelExit>;
@@ -51,12 +91,13 @@ export interface LaunchOptions {
   readonly cwd: string;
   /** Added to the user's base environment and the kernelspec's env. */
   readonly env: Readonly<Record<string, string>>;
+  /** How long to wait for the kernel to create its sockets before handing it over anyway. */
+  readonly bindTimeoutMs?: number;
 }
 
 /** Process groups of kernels still running, for the exit handler. */
 const live = new Set<number>();
-let runtimeRoot: Promise<string> | undefined;
-let rootPath: string | undefined;
+let exitHookInstalled = false;
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {
@@ -66,40 +107,10 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** Last resort at agent exit: no kernel outlives the agent, no connection file stays behind. */
+/** Last resort at agent exit: no kernel outlives the agent (runtime-dir.ts removes their files). */
 function cleanUpAtExit(): void {
   for (const pid of live) killGroup(pid, "SIGKILL");
   live.clear();
-  if (rootPath !== undefined) rmSync(rootPath, { recursive: true, force: true });
-}
-
-/**
- * One directory per agent for every kernel's files. Traversable but not listable by others, so a
- * user reaches only their own kernel's 0700 subdirectory.
- */
-function root(): Promise<string> {
-  runtimeRoot ??= (async () => {
-    const path = await mkdtemp(join(tmpdir(), "sandbox-agent-kernels-"));
-    await chmod(path, 0o711);
-    rootPath = path;
-    process.once("exit", cleanUpAtExit);
-    return path;
-  })();
-  return runtimeRoot;
-}
-
-async function freePorts(count: number): Promise<number[]> {
-  // Held open together so the five differ; the kernel binds them a moment later.
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-      const server = createServer();
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve(server));
-    })),
-  );
-  const ports = servers.map((server) => (server.address() as AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
 }
 
 /** `${VAR}` in kernelspec env values, as jupyter_client expands them. */
@@ -108,7 +119,8 @@ function expand(value: string, env: Readonly<Record<string, string>>): string {
 }
 
 export async function launchKernel(options: LaunchOptions): Promise<KernelProcess> {
-  const dir = await mkdtemp(join(await root(), "kernel-"));
+  // Made by the agent inside its own directory, so nobody can have made it first.
+  const dir = await newRuntimeDirectory("kernel", 0o700);
   try {
     return await launchIn(dir, options);
   } catch (err) {
@@ -117,26 +129,42 @@ export async function launchKernel(options: LaunchOptions): Promise<KernelProces
   }
 }
 
+/**
+ * Waits until the kernel has created its shell socket (or exited, or `timeoutMs` passed), and
+ * returns the separator its socket names use. Jupyter names an ipc socket `<ip>-<port>`; tslab
+ * (1.0) joins them with ":" as for TCP. The directory is the kernel's user's alone, so what is
+ * found there was made by that user's kernel.
+ */
+async function socketSeparator(prefix: string, user: User, hasExited: () => boolean, timeoutMs: number): Promise<"-" | ":"> {
+  const deadline = Date.now() + timeoutMs;
+  while (!hasExited() && Date.now() < deadline) {
+    for (const separator of ["-", ":"] as const) {
+      const st = await lstat(`${prefix}${separator}${IPC_PORTS.shell}`).catch(() => undefined);
+      if (st?.isSocket() === true && (st.uid === user.uid || st.uid === process.getuid?.())) return separator;
+    }
+    await new Promise((resolve) => setTimeout(resolve, SOCKET_POLL_MS));
+  }
+  return "-";
+}
+
 async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProcess> {
   const { spec, user } = options;
-  await chmod(dir, 0o700);
+  // Every socket is `<dir>/k-<n>`: what the agent connects to, whether the kernel itself or the
+  // relay in front of a TCP-only kernel listens there.
+  const prefix = join(dir, "k");
+  // The longest name is ipykernel's pipe for forked children's output (agent_startup.py).
+  if (`${prefix}-pipe`.length > MAX_SOCKET_PATH) throw new Error(`kernel socket paths under ${dir} would be too long for Unix sockets`);
+  const key = randomBytes(32).toString("hex");
+  const isolated = listensOnlyOnTcp(spec);
+  const file = isolated
+    ? connectionFile("tcp", "127.0.0.1", NAMESPACE_PORTS, key, spec.name)
+    : connectionFile("ipc", prefix, IPC_PORTS, key, spec.name);
+  // Written while the directory is still the agent's: the user gets it only once the file is in
+  // place, so no link of theirs can stand where the agent writes.
+  const connectionPath = join(dir, "connection.json");
+  await writeFile(connectionPath, JSON.stringify(file), { mode: 0o600, flag: "wx" });
+  await giveTo(connectionPath, user);
   await giveTo(dir, user);
-
-  const [shell, iopub, stdin, control, hb] = await freePorts(5);
-  const connection: ConnectionInfo = {
-    transport: "tcp",
-    ip: "127.0.0.1",
-    shell_port: shell!,
-    iopub_port: iopub!,
-    stdin_port: stdin!,
-    control_port: control!,
-    hb_port: hb!,
-    key: randomBytes(32).toString("hex"),
-    signature_scheme: "hmac-sha256",
-  };
-  const connectionFile = join(dir, "connection.json");
-  await writeFile(connectionFile, JSON.stringify({ ...connection, kernel_name: spec.name }), { mode: 0o600 });
-  await giveTo(connectionFile, user);
 
   const base: Record<string, string> = { ...baseEnvironment(user), PATH: KERNEL_PATH };
   const env: Record<string, string> = {
@@ -148,8 +176,12 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
     PYDEVD_DISABLE_FILE_VALIDATION: "1",
     ...options.env,
   };
-  const argv = spec.argv.map((arg) => arg.replaceAll("{connection_file}", connectionFile).replaceAll("{resource_dir}", spec.resourceDir));
-  const launch = launchAs(user, argv[0]!, argv.slice(1), { pty: false });
+  const argv = spec.argv.map((arg) => arg.replaceAll("{connection_file}", connectionPath).replaceAll("{resource_dir}", spec.resourceDir));
+  // Through bash, which closes every descriptor but stdio before it execs the kernel (only-stdio.ts).
+  const kernel = withOnlyStdio(argv[0]!, argv.slice(1));
+  const launch: Launch = isolated
+    ? await namespacedLaunch(user, argv, SOCKETS.map((socket) => [`${prefix}-${IPC_PORTS[socket]}`, NAMESPACE_PORTS[socket]] as const), spec.name)
+    : launchAs(user, kernel.command, kernel.args, { pty: false });
   const child = spawn(launch.file, [...launch.args], { cwd: options.cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"], ...launchIds(launch) });
 
   let output = "";
@@ -175,6 +207,10 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
     const exit = await exited;
     throw new Error(`cannot start ${argv[0]}: ${exit.output.trim()}`);
   }
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once("exit", cleanUpAtExit);
+  }
   live.add(pid);
   raiseOomScore(pid);
   void exited.then(() => {
@@ -183,9 +219,12 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
     live.delete(pid);
   });
 
+  const separator = await socketSeparator(prefix, user, () => done, options.bindTimeoutMs ?? 60_000);
+  const endpoints = Object.fromEntries(SOCKETS.map((socket) => [socket, `ipc://${prefix}${separator}${IPC_PORTS[socket]}`])) as Record<KernelSocket, string>;
+
   return {
     pid,
-    connection,
+    connection: { endpoints, key },
     dir,
     exited,
     hasExited: () => done,

@@ -8,17 +8,13 @@ import { Dealer, Request, Subscriber, type Socket } from "zeromq";
 import { KernelDiedError } from "../kernel.js";
 import { decode, encode, newHeader, WireError, type JsonObject, type JupyterMessage } from "./wire.js";
 
-/** The fields of a Jupyter connection file this client needs. */
-export interface ConnectionInfo {
-  readonly transport: "tcp";
-  readonly ip: string;
-  readonly shell_port: number;
-  readonly iopub_port: number;
-  readonly stdin_port: number;
-  readonly control_port: number;
-  readonly hb_port: number;
+/** The five sockets of a Jupyter kernel. */
+export type KernelSocket = "shell" | "iopub" | "stdin" | "control" | "hb";
+
+/** How to reach one kernel: a ZeroMQ endpoint per socket, and the key that signs every message. */
+export interface KernelConnection {
+  readonly endpoints: Readonly<Record<KernelSocket, string>>;
   readonly key: string;
-  readonly signature_scheme: "hmac-sha256";
 }
 
 export type Channel = "shell" | "control";
@@ -71,24 +67,21 @@ export class KernelSession {
   private closedWith: Error | undefined;
 
   constructor(
-    private readonly info: ConnectionInfo,
+    private readonly connection: KernelConnection,
     private readonly username: string,
     private readonly onProtocolError: (err: Error) => void = () => undefined,
   ) {
-    this.key = Buffer.from(info.key, "utf8");
+    this.key = Buffer.from(connection.key, "utf8");
     this.sends = { shell: new SendQueue(this.shell), control: new SendQueue(this.control), stdin: new SendQueue(this.stdin) };
-  }
-
-  private address(port: number): string {
-    return `${this.info.transport}://${this.info.ip}:${port}`;
   }
 
   /** Connects every channel; ZeroMQ connects lazily, so this returns at once. */
   open(): void {
-    this.shell.connect(this.address(this.info.shell_port));
-    this.control.connect(this.address(this.info.control_port));
-    this.stdin.connect(this.address(this.info.stdin_port));
-    this.iopub.connect(this.address(this.info.iopub_port));
+    const { endpoints } = this.connection;
+    this.shell.connect(endpoints.shell);
+    this.control.connect(endpoints.control);
+    this.stdin.connect(endpoints.stdin);
+    this.iopub.connect(endpoints.iopub);
     this.iopub.subscribe();
     for (const [socket, channel] of [
       [this.shell, "shell"],
@@ -206,7 +199,7 @@ export class KernelSession {
     if (this.closed) return false;
     if (this.heartbeat === undefined) {
       this.heartbeat = new Request({ linger: 0, receiveTimeout: timeoutMs, sendTimeout: timeoutMs });
-      this.heartbeat.connect(this.address(this.info.hb_port));
+      this.heartbeat.connect(this.connection.endpoints.hb);
     }
     const socket = this.heartbeat;
     try {

@@ -8,6 +8,7 @@ import { KernelCatalog } from "../../kernels/catalog.js";
 import { bashDriverFactory, jshellDriverFactory } from "../../kernels/drivers/index.js";
 import { loadLanguageTable } from "../../kernels/languages.js";
 import { KernelPool } from "../../kernels/pool.js";
+import { removeStaleRuntimeDirectories } from "../../kernels/runtime-dir.js";
 import { lookupUser } from "../../users.js";
 import type { ServiceDeps } from "../index.js";
 import { ContextRegistry } from "./contexts.js";
@@ -24,6 +25,11 @@ export function createExecutionServices(deps: ServiceDeps): {
   dispose: () => Promise<void>;
 } {
   const { config, log } = deps;
+  // Connection files, sockets and cells of kernels a crashed agent left behind.
+  void removeStaleRuntimeDirectories().then(
+    (removed) => removed.length > 0 && log.info({ removed }, "removed kernel directories of agents no longer running"),
+    (err: Error) => log.warn({ err: err.message }, "could not look for kernel directories of earlier agents"),
+  );
   const catalog = new KernelCatalog(loadLanguageTable(config.languagesFile), {
     builtins: { bash: bashDriverFactory, jshell: jshellDriverFactory },
     log,

@@ -4,6 +4,7 @@
   (environment variables in and out, changing directory), all reading values from files the agent
   wrote, so no caller-supplied text is ever part of code.
 - Turns IPython's colours off: tracebacks travel as text.
+- Moves the socket through which forked children send their output off TCP (see _private_subprocess_pipe).
 - Adds two display formats: matplotlib figures as chart data (next to their PNG) and pandas
   DataFrames as a Table Schema data resource.
 
@@ -309,6 +310,56 @@ def data_of_frame(frame):
         return None
 
 
+# --- no TCP port: the pipe for output of forked children ------------------------------------------
+
+def _private_subprocess_pipe(kernel_app):
+    """ipykernel (6.x) gathers what forked children print through a ZeroMQ PULL socket bound to a
+    random TCP port of 127.0.0.1, which every local user can connect to (messages are only taken
+    with a random token, but the kernel must not listen where others reach it at all). The agent
+    starts kernels with Unix sockets in a directory private to the kernel's user: this rebinds the
+    pipe there, next to them, as `<ip>-pipe`, and points children forked from now on at it.
+    """
+    if getattr(kernel_app, "transport", None) != "ipc":
+        return
+    thread = getattr(kernel_app, "iopub_thread", None)
+    needed = ("_pipe_in", "_handle_pipe_msg", "_setup_pipe_out", "io_loop", "socket")
+    if thread is None or not all(hasattr(thread, name) for name in needed) or thread._pipe_in is None:
+        return
+    import threading
+
+    import zmq
+    from zmq.eventloop.zmqstream import ZMQStream
+
+    endpoint = "ipc://%s-pipe" % kernel_app.ip
+    done = threading.Event()
+    failure = []
+
+    def swap():
+        # On the IOPub thread: its event loop owns the streams.
+        try:
+            pipe_in = thread.socket.context.socket(zmq.PULL)
+            pipe_in.linger = 0
+            pipe_in.bind(endpoint)
+            old, thread._pipe_in = thread._pipe_in, ZMQStream(pipe_in, thread.io_loop)
+            thread._pipe_in.on_recv(thread._handle_pipe_msg)
+            old.close()
+        except Exception as err:  # the kernel keeps its TCP pipe rather than losing children's output
+            failure.append(err)
+        finally:
+            done.set()
+
+    def setup_pipe_out():
+        context = zmq.Context()
+        pipe_out = context.socket(zmq.PUSH)
+        pipe_out.linger = 3000
+        pipe_out.connect(endpoint)
+        return context, pipe_out
+
+    thread.io_loop.add_callback(swap)
+    if done.wait(10) and not failure:
+        thread._setup_pipe_out = setup_pipe_out
+
+
 # --- wiring into IPython --------------------------------------------------------------------------
 
 def _register_formatters(shell):
@@ -352,6 +403,12 @@ def _setup():
         return
     shell.run_line_magic("colors", "NoColor")
     _register_formatters(shell)
+    try:
+        from ipykernel.kernelapp import IPKernelApp
+    except ImportError:
+        return
+    if IPKernelApp.initialized():
+        _private_subprocess_pipe(IPKernelApp.instance())
 
 
 _setup()
