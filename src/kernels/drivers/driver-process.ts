@@ -15,7 +15,6 @@ import { chown, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { baseEnvironment, launchAs, launchIds, raiseOomScore } from "../../user-spawn.js";
 import { isPrivileged, type User } from "../../users.js";
-import { withOnlyStdio } from "../only-stdio.js";
 import { newRuntimeDirectory } from "../runtime-dir.js";
 
 /** How much of a process's diagnostic output is kept to explain why it failed. */
@@ -133,8 +132,8 @@ export class DriverProcess {
   private diagnostics = "";
 
   constructor(options: DriverProcessOptions) {
-    const program = withOnlyStdio(options.command, options.args);
-    const launch = launchAs(options.user, program.command, program.args, { pty: false });
+    // Through the launcher, which closes every descriptor but stdio (user-spawn.ts).
+    const launch = launchAs(options.user, options.command, options.args, { pty: false });
     const env = { ...baseEnvironment(options.user), ...options.env };
     this.child = spawn(launch.file, [...launch.args], { cwd: options.cwd, env, detached: true, stdio: ["pipe", "pipe", "pipe"], ...launchIds(launch) });
     this.pid = this.child.pid;

@@ -14,7 +14,6 @@ import { join } from "node:path";
 import { giveTo } from "../../ownership.js";
 import { baseEnvironment, launchAs, launchIds, raiseOomScore, type Launch } from "../../user-spawn.js";
 import type { User } from "../../users.js";
-import { withOnlyStdio } from "../only-stdio.js";
 import { newRuntimeDirectory } from "../runtime-dir.js";
 import type { KernelSpec } from "./kernelspecs.js";
 import { listensOnlyOnTcp, NAMESPACE_PORTS, namespacedLaunch } from "./netns.js";
@@ -177,11 +176,10 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
     ...options.env,
   };
   const argv = spec.argv.map((arg) => arg.replaceAll("{connection_file}", connectionPath).replaceAll("{resource_dir}", spec.resourceDir));
-  // Through bash, which closes every descriptor but stdio before it execs the kernel (only-stdio.ts).
-  const kernel = withOnlyStdio(argv[0]!, argv.slice(1));
+  // launchAs starts it through the launcher, which closes every descriptor but stdio (user-spawn.ts).
   const launch: Launch = isolated
     ? await namespacedLaunch(user, argv, SOCKETS.map((socket) => [`${prefix}-${IPC_PORTS[socket]}`, NAMESPACE_PORTS[socket]] as const), spec.name)
-    : launchAs(user, kernel.command, kernel.args, { pty: false });
+    : launchAs(user, argv[0]!, argv.slice(1), { pty: false });
   const child = spawn(launch.file, [...launch.args], { cwd: options.cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"], ...launchIds(launch) });
 
   let output = "";

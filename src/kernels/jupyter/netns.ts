@@ -22,7 +22,6 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isPrivileged, type User } from "../../users.js";
 import { launchAs, type Launch } from "../../user-spawn.js";
-import { withOnlyStdio } from "../only-stdio.js";
 import { agentRuntimeDirectory } from "../runtime-dir.js";
 import type { KernelSpec } from "./kernelspecs.js";
 import type { KernelSocket } from "./session.js";
@@ -145,9 +144,8 @@ export async function namespacedLaunch(
   if (unshare === undefined || ip === undefined) {
     throw new NamespaceUnavailableError(`${why}, and that needs unshare (util-linux) and ip (iproute2), which are not installed`);
   }
-  // The relay starts with only its stdio (only-stdio.ts); Node gives the kernel nothing more.
-  const program = withOnlyStdio(process.execPath, [await relayScript(), JSON.stringify(routes), ...argv]);
-  const relay = launchAs(user, program.command, program.args, { pty: false });
+  // The relay starts with only its stdio (the launcher, user-spawn.ts); Node gives the kernel nothing more.
+  const relay = launchAs(user, process.execPath, [await relayScript(), JSON.stringify(routes), ...argv], { pty: false });
   // Node's own uid switch would make unshare itself run as the user, without the right to unshare.
   if (relay.uid !== undefined) throw new NamespaceUnavailableError(`${why}, and that needs setpriv (util-linux)`);
   return { file: unshare, args: ["--net", "--", "/bin/sh", "-c", NAMESPACE_SCRIPT, "sh", ip, relay.file, ...relay.args] };
