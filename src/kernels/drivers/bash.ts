@@ -23,13 +23,12 @@
  * which the shell checks once it has marked itself busy: one of the two always catches the cell.
  */
 import { randomBytes } from "node:crypto";
+import { environmentProblem } from "../../env-vars.js";
 import type { KernelOptions } from "../kernel.js";
 import { DriverKernel, type BuiltinDriverFactory, type CellOutcome, type CellRequest, type DriverSession } from "./driver-kernel.js";
 import { checkWorkingDirectory, DriverFiles, DriverProcess, describeExit, type ProcessExit } from "./driver-process.js";
 import { findExecutable } from "./executables.js";
 import { SentinelScanner } from "./sentinel.js";
-
-const VALID_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** Single-quoted for the shell; only ever used on paths the agent itself made. */
 const shellQuote = (text: string): string => `'${text.replaceAll("'", `'\\''`)}'`;
@@ -272,11 +271,7 @@ class BashKernel extends DriverKernel {
   }
 
   protected environmentProblem(env: Readonly<Record<string, string>>): string | undefined {
-    for (const [name, value] of Object.entries(env)) {
-      if (!VALID_NAME.test(name)) return `invalid environment variable name for bash: ${JSON.stringify(name)}`;
-      if (value.includes("\0")) return `environment variable ${name} contains a NUL byte`;
-    }
-    return undefined;
+    return environmentProblem(env, { shellNames: true });
   }
 
   protected exitError(code: number): { name: string; value: string } {

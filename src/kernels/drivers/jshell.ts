@@ -26,6 +26,7 @@ import { chmod, lstat, mkdir, mkdtemp, readdir, rename, rm, writeFile } from "no
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { promisify, TextDecoder } from "node:util";
+import { environmentProblem } from "../../env-vars.js";
 import type { KernelOptions } from "../kernel.js";
 import { DriverKernel, type BuiltinDriverFactory, type CellOutcome, type CellRequest, type DriverSession } from "./driver-kernel.js";
 import { checkWorkingDirectory, DriverProcess, describeExit, runtimeDirectory, type ProcessExit } from "./driver-process.js";
@@ -265,11 +266,7 @@ class JShellKernel extends DriverKernel {
   }
 
   protected environmentProblem(env: Readonly<Record<string, string>>): string | undefined {
-    for (const [name, value] of Object.entries(env)) {
-      if (name === "" || name.includes("=") || name.includes("\0")) return `invalid environment variable name ${JSON.stringify(name)}`;
-      if (value.includes("\0")) return `environment variable ${name} contains a NUL byte`;
-    }
-    return undefined;
+    return environmentProblem(env);
   }
 
   protected exitError(code: number): { name: string; value: string } {

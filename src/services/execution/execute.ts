@@ -1,4 +1,5 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { environmentProblem } from "../../env-vars.js";
 import type { ExecuteRequest, ExecuteResponse } from "../../gen/sandboxagent/api_pb.js";
 import type { Logger } from "../../log.js";
 import { callerOf } from "../caller.js";
@@ -13,14 +14,9 @@ export interface ExecuteDeps {
   readonly log?: Logger;
 }
 
-/** Names the kernel environments accept: no `=`, no NUL, not empty. Values: no NUL. */
 function checkEnv(env: Readonly<Record<string, string>>): Record<string, string> {
-  for (const [name, value] of Object.entries(env)) {
-    if (name === "" || name.includes("=") || name.includes("\0")) {
-      throw new ConnectError(`invalid environment variable name ${JSON.stringify(name)}`, Code.InvalidArgument);
-    }
-    if (value.includes("\0")) throw new ConnectError(`environment variable ${name} contains a NUL byte`, Code.InvalidArgument);
-  }
+  const problem = environmentProblem(env);
+  if (problem !== undefined) throw new ConnectError(problem, Code.InvalidArgument);
   return { ...env };
 }
 

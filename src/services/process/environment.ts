@@ -19,11 +19,3 @@ export function buildEnvironment(user: User, requested: Readonly<Record<string, 
   return { ...env, ...options.defaults, ...requested, ...(options.pty ? { PWD: options.cwd } : {}) };
 }
 
-/** Why an environment cannot be handed to execve, or undefined when it can. */
-export function environmentProblem(env: Readonly<Record<string, string>>): string | undefined {
-  for (const [name, value] of Object.entries(env)) {
-    if (name === "" || name.includes("=") || name.includes("\0")) return `invalid environment variable name ${JSON.stringify(name)}`;
-    if (value.includes("\0")) return `environment variable ${name} contains a NUL byte`;
-  }
-  return undefined;
-}
