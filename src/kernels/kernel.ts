@@ -40,6 +40,12 @@ export interface Kernel {
   readonly state: KernelState;
   /** Process id of the kernel process, for tests and metrics. */
   readonly pid: number | undefined;
+  /** Whether per-execution environment variables can be applied (ExecuteOptions.env). */
+  readonly supportsEnv: boolean;
+  /** Whether a running kernel can move to another working directory (what the warm pool needs). */
+  readonly canChangeDirectory: boolean;
+  /** Moves the running kernel to `cwd`; only when canChangeDirectory. */
+  changeDirectory(cwd: string): Promise<void>;
   /**
    * Runs code and reports its output through onEvent until the execution finishes. One at a time:
    * callers serialise executions per kernel. Rejects with KernelDiedError if the kernel dies meanwhile.

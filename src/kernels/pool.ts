@@ -6,7 +6,7 @@
 import type { Logger } from "../log.js";
 import type { User } from "../users.js";
 import { LanguageUnavailableError, type KernelCatalog } from "./catalog.js";
-import { JupyterKernel } from "./jupyter/jupyter-kernel.js";
+import type { Kernel } from "./kernel.js";
 
 /** After this many failed starts in a row the pool stops trying (a broken install, say). */
 const MAX_FAILURES = 3;
@@ -23,10 +23,10 @@ export interface PoolOptions {
 }
 
 export class KernelPool {
-  private readonly ready: JupyterKernel[] = [];
+  private readonly ready: Kernel[] = [];
   private readonly starting = new Set<Promise<void>>();
   /** Callers promised a kernel that is still starting. */
-  private readonly waiters: Array<(kernel: JupyterKernel | undefined) => void> = [];
+  private readonly waiters: Array<(kernel: Kernel | undefined) => void> = [];
   private failures = 0;
   private stopped = false;
 
@@ -55,8 +55,8 @@ export class KernelPool {
         await kernel.shutdown();
         return;
       }
-      if (!(kernel instanceof JupyterKernel) || !kernel.canChangeDirectory) {
-        // Only a Jupyter kernel with a chdir hook can be moved to a context's directory: no pool.
+      if (!kernel.canChangeDirectory) {
+        // Only a kernel that can move to a context's directory can wait in the pool.
         await kernel.shutdown();
         this.failures = MAX_FAILURES;
         return;
@@ -91,7 +91,7 @@ export class KernelPool {
    * A pooled kernel when this pool serves `language` for `user`, the pool refilling behind it. When
    * none is ready but one is starting, waits for that one: it is closer to ready than a new start.
    */
-  async take(language: string, user: User): Promise<JupyterKernel | undefined> {
+  async take(language: string, user: User): Promise<Kernel | undefined> {
     if (this.stopped || this.options.size === 0 || user.name !== this.options.user.name) return undefined;
     const wanted = this.options.catalog.entry(language)?.language;
     if (wanted === undefined || wanted !== this.options.catalog.entry(this.options.language)?.language) return undefined;

@@ -76,6 +76,15 @@ export abstract class DriverKernel implements Kernel {
     return this.session?.hasExited === false ? this.session.pid : undefined;
   }
 
+  /** Variables are passed to each cell as data and restored afterwards (see each driver). */
+  readonly supportsEnv = true;
+  /** A driver's process starts in its context's directory; drivers wait in no pool. */
+  readonly canChangeDirectory = false;
+
+  async changeDirectory(): Promise<void> {
+    throw new Error(`cannot change the directory of a running ${this.name} driver`);
+  }
+
   /** Starts the first process; used by factories so that create() resolves with a ready kernel. */
   async start(): Promise<void> {
     await this.ensureSession();

@@ -15,7 +15,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ExecuteResponse } from "../../gen/sandboxagent/api_pb.js";
 import { KernelDiedError, type ExecuteOutcome } from "../../kernels/kernel.js";
-import { JupyterKernel } from "../../kernels/jupyter/jupyter-kernel.js";
 import type { Logger } from "../../log.js";
 import type { ExecutionContext } from "./contexts.js";
 import { ResultStream } from "./results.js";
@@ -76,7 +75,7 @@ export async function runExecution(context: ExecutionContext, options: RunOption
   const { kernel } = context;
   let release: (() => void) | undefined;
   try {
-    if (Object.keys(options.env).length > 0 && kernel instanceof JupyterKernel && !kernel.supportsEnv) {
+    if (Object.keys(options.env).length > 0 && !kernel.supportsEnv) {
       throw new ConnectError(`envVars are not supported for language ${JSON.stringify(context.language)} (kernel ${kernel.name})`, Code.FailedPrecondition);
     }
     try {
