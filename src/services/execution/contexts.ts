@@ -35,8 +35,11 @@ export interface ExecutionContext {
   readonly queue: SerialQueue;
   /** Counts a restart of this context's kernel (run.ts restarts it after a failed interrupt). */
   readonly countRestart: () => void;
-  /** Why the kernel died, until an execution has told someone. */
-  deathUnreported: string | undefined;
+  /**
+   * Why the kernel died, when no execution has told a caller yet; taking it counts as telling.
+   * Everything else about a context changes only here, in the registry.
+   */
+  readonly takeDeathNotice: () => string | undefined;
   destroyed: boolean;
   /** When it was last created, looked up or executed in (for choosing what to shut down at the cap). */
   lastUsed: number;
@@ -136,6 +139,7 @@ export class ContextRegistry {
     } finally {
       this.creating.delete(job);
     }
+    let deathNotice: string | undefined;
     const context: ExecutionContext = {
       id: randomUUID(),
       language,
@@ -147,7 +151,11 @@ export class ContextRegistry {
       kernel,
       queue: new SerialQueue(),
       countRestart: () => this.kernelEvents?.inc({ event: "restart" }),
-      deathUnreported: undefined,
+      takeDeathNotice: () => {
+        const notice = deathNotice;
+        deathNotice = undefined;
+        return notice;
+      },
       destroyed: false,
       lastUsed: Date.now(),
       defaultKey: undefined,
@@ -155,7 +163,7 @@ export class ContextRegistry {
     this.kernelEvents?.inc({ event: "start" });
     kernel.onDeath((reason) => {
       this.kernelEvents?.inc({ event: "death" });
-      context.deathUnreported = reason;
+      deathNotice = reason;
       this.log?.warn({ context: context.id, kernel: kernel.name, reason }, "kernel died");
     });
     this.byId.set(context.id, context);

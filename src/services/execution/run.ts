@@ -93,16 +93,16 @@ export async function runExecution(context: ExecutionContext, options: RunOption
     }
     if (context.destroyed) throw new ConnectError(`context ${context.id} was destroyed`, Code.NotFound);
 
+    const deathNotice = context.takeDeathNotice();
     if (kernel.state === "dead") {
       context.countRestart();
       await kernel.restart().catch((err: Error) => {
         throw new ConnectError(`cannot restart the ${kernel.name} kernel: ${err.message}`, Code.Unavailable);
       });
-      if (context.deathUnreported !== undefined) {
-        results.stderr(`[sandbox-agent] ${context.deathUnreported}; a new kernel was started and earlier state is lost\n`);
+      if (deathNotice !== undefined) {
+        results.stderr(`[sandbox-agent] ${deathNotice}; a new kernel was started and earlier state is lost\n`);
       }
     }
-    context.deathUnreported = undefined;
 
     const startedAt = new Date();
     const execution = kernel.execute(options.code, { env: options.env, onEvent: results.onEvent });
@@ -149,9 +149,9 @@ export async function runExecution(context: ExecutionContext, options: RunOption
       else value = `${limit} and was interrupted; the context keeps its state`;
       results.error("ExecutionTimeoutError", value, "");
       // A caller still reading has been told; one that left hears about it at its next execution.
-      if (listening) context.deathUnreported = undefined;
+      if (listening) context.takeDeathNotice();
     } else if (died !== undefined && stop === undefined) {
-      context.deathUnreported = undefined;
+      context.takeDeathNotice();
       results.error(
         "DeadKernelError",
         `${died.message} during the execution; the next execution starts a new kernel, and earlier state is lost`,
