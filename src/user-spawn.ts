@@ -23,7 +23,7 @@
  * sealed, each variable carried as the value of a SANDBOX_AGENT_ENV_<i> that nothing reads, and
  * the launcher, run again by setpriv as the user, unseals it and execs the program.
  */
-import { accessSync, constants, writeFileSync } from "node:fs";
+import { accessSync, constants, readFileSync, writeFileSync } from "node:fs";
 import { isPrivileged, lookupUser, userName, type User } from "./users.js";
 
 /** Debian's PATH for a login shell, for an agent started without one. */
@@ -75,26 +75,10 @@ const SEALED_PREFIX = "SANDBOX_AGENT_ENV_";
  * descriptor above 2 (close_range(2): Linux 5.9+, number 436 on every architecture; else each one
  * /proc/self/fd lists, and a launcher that can do neither stops there), with `unseal` makes the
  * sealed environment the environment, then execs the program (searching PATH as execvp does), or
- * says why it could not with setpriv's exit codes.
+ * says why it could not with setpriv's exit codes (programs/launcher.pl). Read from its file and
+ * handed to perl with -e: the file may sit where the program's user cannot read it.
  */
-const LAUNCHER = String.raw`
-my $mode = shift @ARGV;
-if (syscall(436, 3, 0xffffffff, 0) != 0) {
-  require POSIX;
-  opendir(my $dir, "/proc/self/fd") or die "sandbox-agent: cannot close inherited descriptors: $!\n";
-  my @fds = grep { /^\d+$/ && $_ > 2 } readdir $dir;
-  closedir $dir;
-  POSIX::close($_) for @fds;
-}
-if ($mode eq "unseal") {
-  my @vars;
-  for (my $i = 0; exists $ENV{"${SEALED_PREFIX}$i"}; $i++) { push @vars, $ENV{"${SEALED_PREFIX}$i"}; }
-  %ENV = map { split /=/, $_, 2 } @vars;
-}
-exec { $ARGV[0] } @ARGV;
-print STDERR "sandbox-agent: cannot execute $ARGV[0]: $!\n";
-exit($! == 2 ? 127 : 126);
-`;
+const LAUNCHER = readFileSync(new URL("./programs/launcher.pl", import.meta.url), "utf8");
 
 /** The environment in the form that passes through root unread: see the top of this file. */
 function seal(env: Readonly<Record<string, string>>): Record<string, string> {

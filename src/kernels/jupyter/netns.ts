@@ -17,7 +17,7 @@
  * (util-linux) and ip (iproute2) to bring its loopback up; without them such a kernel is refused,
  * never started on a shared loopback.
  */
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isPrivileged, type User } from "../../users.js";
@@ -41,60 +41,14 @@ export function listensOnlyOnTcp(spec: KernelSpec): boolean {
 }
 
 /**
- * The relay, run by the agent's own Node.js from a file in the agent's runtime directory. Arguments: a JSON list of [unix socket
- * path, TCP port] routes, then the kernel's argv. It listens on every route before it starts the
+ * The relay (programs/kernel-relay.cjs), run by the agent's own Node.js from a copy in the agent's
+ * runtime directory. Arguments: a JSON list of [unix socket path, TCP port] routes, then the
+ * kernel's argv. It listens on every route before it starts the
  * kernel, so a socket that exists is ready; a connection that arrives before the kernel listens
  * waits for it. It exits as the kernel exits (the same code, or the same signal), and leaves
  * SIGINT to the kernel: an interrupt goes to the whole process group.
  */
-const RELAY_SOURCE = String.raw`"use strict";
-const net = require("node:net");
-const { spawn } = require("node:child_process");
-const [routesJson, command, ...args] = process.argv.slice(2);
-const RETRY_MS = 20;
-function relay(down, port) {
-  down.pause();
-  let up;
-  const end = () => { down.destroy(); if (up !== undefined) up.destroy(); };
-  down.on("error", end);
-  down.on("close", end);
-  const attempt = () => {
-    if (down.destroyed) return;
-    const socket = net.connect({ host: "127.0.0.1", port });
-    socket.once("error", () => { socket.destroy(); setTimeout(attempt, RETRY_MS); });
-    socket.once("connect", () => {
-      socket.removeAllListeners("error");
-      up = socket;
-      up.setNoDelay(true);
-      up.on("error", end);
-      up.on("close", end);
-      down.pipe(up);
-      up.pipe(down);
-      down.resume();
-    });
-  };
-  attempt();
-}
-async function main() {
-  const routes = JSON.parse(routesJson);
-  await Promise.all(routes.map(([path, port]) => new Promise((resolve, reject) => {
-    const server = net.createServer((down) => relay(down, port));
-    server.once("error", reject);
-    server.listen(path, resolve);
-  })));
-  process.on("SIGINT", () => {});
-  const kernel = spawn(command, args, { stdio: "inherit" });
-  kernel.once("error", (err) => { process.stderr.write(command + ": " + err.message + "\n"); process.exit(127); });
-  kernel.once("exit", (code, signal) => {
-    if (signal === null) process.exit(code === null ? 1 : code);
-    process.removeAllListeners(signal);
-    process.kill(process.pid, signal);
-    // A signal Node ignores (SIGPIPE) would leave the relay running without its kernel.
-    setTimeout(() => process.exit(1), 100);
-  });
-}
-main().catch((err) => { process.stderr.write("kernel relay: " + err.message + "\n"); process.exit(1); });
-`;
+const RELAY_SOURCE = readFileSync(new URL("./programs/kernel-relay.cjs", import.meta.url), "utf8");
 
 /** Brings the namespace's loopback up as root, then execs the relay (as the kernel's user). */
 const NAMESPACE_SCRIPT = `"$1" link set lo up && shift && exec "$@"`;
