@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 
-type Kind = "string" | "int" | "bool" | "path";
+type Kind = "string" | "int" | "path";
 
 interface OptionSpec {
   readonly flag: string;
@@ -19,7 +19,7 @@ interface OptionSpec {
 export const OPTIONS = {
   host: { flag: "--host", env: "SANDBOX_AGENT_HOST", kind: "string", help: "address to listen on (default 0.0.0.0)" },
   port: { flag: "--port", env: "SANDBOX_AGENT_PORT", kind: "int", min: 0, max: 65535, help: "TCP port for every protocol (default 49983; 0 picks a free one)" },
-  accessToken: { flag: "--access-token", env: "SANDBOX_AGENT_ACCESS_TOKEN", kind: "string", help: "the X-Access-Token callers must send (default: generated and printed once)" },
+  accessToken: { flag: "--access-token", env: "SANDBOX_AGENT_ACCESS_TOKEN", kind: "string", help: "the X-Access-Token callers must send (default: generated and printed once); as a flag it is visible to every local user in /proc/<pid>/cmdline: prefer the variable or --access-token-file" },
   accessTokenFile: { flag: "--access-token-file", env: "SANDBOX_AGENT_ACCESS_TOKEN_FILE", kind: "path", help: "read the access token from this file" },
   defaultUser: { flag: "--default-user", env: "SANDBOX_AGENT_DEFAULT_USER", kind: "string", help: "Linux user for calls that name none (default root)" },
   tlsCert: { flag: "--tls-cert", env: "SANDBOX_AGENT_TLS_CERT", kind: "path", help: "PEM certificate; with --tls-key, TLS is also served on the same port" },
@@ -27,6 +27,7 @@ export const OPTIONS = {
   uploadMaxBytes: { flag: "--upload-max-bytes", env: "SANDBOX_AGENT_UPLOAD_MAX_BYTES", kind: "int", min: 1, help: "largest file one upload part may carry (default 64 GiB)" },
   watcherIdleMs: { flag: "--watcher-idle-ms", env: "SANDBOX_AGENT_WATCHER_IDLE_MS", kind: "int", min: 1000, help: "a polled watcher nobody polls for this long is removed (default 300000)" },
   watcherMaxEvents: { flag: "--watcher-max-events", env: "SANDBOX_AGENT_WATCHER_MAX_EVENTS", kind: "int", min: 1, help: "events a polled watcher buffers before reporting an overflow (default 10000)" },
+  signedUrlMaxSeconds: { flag: "--signed-url-max-seconds", env: "SANDBOX_AGENT_SIGNED_URL_MAX_SECONDS", kind: "int", min: 1, help: "a signed URL whose signature_expiration lies further ahead than this is refused (default 604800, 7 days)" },
   watchDefaultTimeoutMs: { flag: "--watch-default-timeout-ms", env: "SANDBOX_AGENT_WATCH_DEFAULT_TIMEOUT_MS", kind: "int", min: 0, help: "a WatchDir stream that names no deadline and no Keepalive-Ping-Interval ends after this long, as the ScaleBox SDK's request timeout means it to; 0 means never (default 30000)" },
   executionTimeoutMs: { flag: "--execution-timeout-ms", env: "SANDBOX_AGENT_EXECUTION_TIMEOUT_MS", kind: "int", min: 0, help: "time limit of an execution that sends no Connect-Timeout-Ms; 0 means none (default 300000)" },
   kernelPoolSize: { flag: "--kernel-pool-size", env: "SANDBOX_AGENT_KERNEL_POOL_SIZE", kind: "int", min: 0, max: 16, help: "Python kernels kept started for new contexts of the default user (default 1)" },
@@ -49,6 +50,7 @@ export interface Config {
   watcherIdleMs: number;
   watcherMaxEvents: number;
   watchDefaultTimeoutMs: number;
+  signedUrlMaxSeconds: number;
   executionTimeoutMs: number;
   kernelPoolSize: number;
   maxContexts: number;
@@ -64,6 +66,7 @@ export const DEFAULTS = {
   watcherIdleMs: 300_000,
   watcherMaxEvents: 10_000,
   watchDefaultTimeoutMs: 30_000,
+  signedUrlMaxSeconds: 7 * 24 * 3600,
   executionTimeoutMs: 300_000,
   kernelPoolSize: 1,
   maxContexts: 16,
@@ -94,11 +97,14 @@ function parseFlags(argv: readonly string[]): Raw {
   return raw;
 }
 
+/** Options whose empty value is refused even from the environment, where empty otherwise means unset. */
+const NEVER_EMPTY: ReadonlySet<OptionName> = new Set(["accessToken", "accessTokenFile"]);
+
 function parseEnv(env: NodeJS.ProcessEnv): Raw {
   const raw: Raw = {};
   for (const [name, spec] of Object.entries(OPTIONS)) {
     const value = env[spec.env];
-    if (value !== undefined && value !== "") raw[name as OptionName] = value;
+    if (value !== undefined && (value !== "" || NEVER_EMPTY.has(name as OptionName))) raw[name as OptionName] = value;
   }
   return raw;
 }
@@ -116,6 +122,10 @@ function parseFile(path: string): Raw {
   const raw: Raw = {};
   for (const [key, value] of Object.entries(parsed)) {
     if (!(key in OPTIONS) || key === "config") throw new ConfigError(`config file ${path}: unknown option "${key}"`);
+    const spec: OptionSpec = OPTIONS[key as OptionName];
+    // Numbers only where a number is meant; null, booleans, lists and objects never become text.
+    const fits = typeof value === "string" || (spec.kind === "int" && typeof value === "number");
+    if (!fits) throw new ConfigError(`config file ${path}: "${key}" must be ${spec.kind === "int" ? "a number" : "a string"}, got ${JSON.stringify(value)}`);
     raw[key as OptionName] = String(value);
   }
   return raw;
@@ -145,7 +155,14 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const fromEnv = parseEnv(env);
   const configPath = flags.config ?? fromEnv.config;
   const fromFile = configPath === undefined ? {} : parseFile(configPath);
-  const pick = (name: OptionName): string | undefined => flags[name] ?? fromEnv[name] ?? fromFile[name];
+  const pick = (name: OptionName): string | undefined => {
+    const value = flags[name] ?? fromEnv[name] ?? fromFile[name];
+    // An empty token would let an empty X-Access-Token header in; no other text option means anything empty.
+    if (value !== undefined && value.trim() === "" && OPTIONS[name].kind !== "int") {
+      throw new ConfigError(`${OPTIONS[name].flag} (${OPTIONS[name].env}) is empty: give it a value or leave it out`);
+    }
+    return value;
+  };
 
   let accessToken = pick("accessToken");
   const tokenFile = pick("accessTokenFile");
@@ -166,7 +183,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const logLevel = pick("logLevel") ?? DEFAULTS.logLevel;
   if (!LOG_LEVELS.has(logLevel)) throw new ConfigError(`${OPTIONS.logLevel.flag} must be one of ${[...LOG_LEVELS].join(", ")}`);
 
-  const int = (name: "port" | "uploadMaxBytes" | "watcherIdleMs" | "watcherMaxEvents" | "watchDefaultTimeoutMs" | "executionTimeoutMs" | "kernelPoolSize" | "maxContexts"): number => {
+  const int = (name: "port" | "uploadMaxBytes" | "watcherIdleMs" | "watcherMaxEvents" | "watchDefaultTimeoutMs" | "signedUrlMaxSeconds" | "executionTimeoutMs" | "kernelPoolSize" | "maxContexts"): number => {
     const value = pick(name);
     return value === undefined ? DEFAULTS[name] : toInt(name, value);
   };
@@ -181,6 +198,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     watcherIdleMs: int("watcherIdleMs"),
     watcherMaxEvents: int("watcherMaxEvents"),
     watchDefaultTimeoutMs: int("watchDefaultTimeoutMs"),
+    signedUrlMaxSeconds: int("signedUrlMaxSeconds"),
     executionTimeoutMs: int("executionTimeoutMs"),
     kernelPoolSize: int("kernelPoolSize"),
     maxContexts: int("maxContexts"),
@@ -213,6 +231,7 @@ export function configWith(overrides: Partial<Config>): Config {
     watcherIdleMs: DEFAULTS.watcherIdleMs,
     watcherMaxEvents: DEFAULTS.watcherMaxEvents,
     watchDefaultTimeoutMs: DEFAULTS.watchDefaultTimeoutMs,
+    signedUrlMaxSeconds: DEFAULTS.signedUrlMaxSeconds,
     executionTimeoutMs: DEFAULTS.executionTimeoutMs,
     // Embedded and test agents start no kernels they were not asked for.
     kernelPoolSize: 0,

@@ -68,6 +68,30 @@ describe("command-line agent", () => {
     expect(stderr).toContain("--port must be a whole number");
   });
 
+  // Issue 14, item 3: each of these started an agent that an empty X-Access-Token header opened
+  // (or whose token was the text "null").
+  it.each([
+    ["an empty flag", ["--access-token="], {}],
+    ["a blank flag", ["--access-token", "  "], {}],
+    ["an empty variable", [], { SANDBOX_AGENT_ACCESS_TOKEN: "" }],
+    ["an empty config value", ["--config", "{dir}/empty.json"], {}],
+    ["a null config value", ["--config", "{dir}/null.json"], {}],
+    ["a numeric config value", ["--config", "{dir}/number.json"], {}],
+  ] as const)("refuses %s as the access token, with exit code 2", async (_case, args, env) => {
+    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const dir = mkdtempSync(`${tmpdir()}/agent-token-`);
+    writeFileSync(`${dir}/empty.json`, JSON.stringify({ accessToken: "" }));
+    writeFileSync(`${dir}/null.json`, JSON.stringify({ accessToken: null }));
+    writeFileSync(`${dir}/number.json`, JSON.stringify({ accessToken: 12345 }));
+    const child = startMain(["--host", "127.0.0.1", "--port", "0", "--kernel-pool-size", "0", ...args.map((arg) => arg.replace("{dir}", dir))], env);
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    expect(await exitOf(child)).toBe(2);
+    expect(stderr).toMatch(/--access-token .*is empty|"accessToken" must be a string/);
+    expect(stderr).not.toContain("    at ");
+  });
+
   it("prints help and version", async () => {
     const help = startMain(["--help"]);
     let out = "";
