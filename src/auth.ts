@@ -47,6 +47,7 @@ export function verifySignedUrl(
   op: Operation,
   token: string,
   defaultUser: string,
+  maxLifetimeSeconds: number,
   nowSeconds = Math.floor(Date.now() / 1000),
 ): string {
   const user = params.username ?? defaultUser;
@@ -55,6 +56,10 @@ export function verifySignedUrl(
     if (!/^\d{1,12}$/.test(params.expiration)) throw new AuthError("invalid signature expiration");
     expiration = Number(params.expiration);
     if (expiration < nowSeconds) throw new AuthError("signature has expired");
+    // A URL that works for years is a token by another name: its lifetime is bounded.
+    if (expiration > nowSeconds + maxLifetimeSeconds) {
+      throw new AuthError(`signature_expiration lies more than ${maxLifetimeSeconds} s ahead (the agent's --signed-url-max-seconds)`);
+    }
   }
   const expected = signature(signaturePath(path), op, user, token, expiration);
   if (!secretEquals(params.signature, expected)) throw new AuthError("invalid signature");

@@ -77,7 +77,7 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
 
   await app.register(async (plain) => {
     plain.decorateRequest("caller", null as never);
-    plain.addHook("onRequest", accessHook({ token: config.accessToken, defaultUser: config.defaultUser }));
+    plain.addHook("onRequest", accessHook({ token: config.accessToken, defaultUser: config.defaultUser, signedUrlMaxSeconds: config.signedUrlMaxSeconds }));
     await plain.register(healthRoutes);
     await plain.register(uploadRoutes, { config });
     await plain.register(downloadRoutes, { config });
@@ -141,11 +141,27 @@ function onePortFactory(config: AgentOptions): FastifyServerFactory<RawServerDef
   return factory as unknown as FastifyServerFactory<RawServerDefault>;
 }
 
-const SECRET_PARAMS = /([?&](?:signature|signature_expiration)=)[^&]*/g;
+/** Query parameters that say what was asked for, not who may ask: the only ones logged as sent. */
+const LOGGED_PARAMS = new Set(["path", "username"]);
 
-/** Keeps signatures out of the logs. */
+/**
+ * Keeps secrets out of the logs: every query value but `path` and `username` is redacted, so a
+ * signature, or a token a client wrongly put in a URL, never reaches a log line.
+ */
 export function redactQuery(url: string): string {
-  return url.replace(SECRET_PARAMS, "$1[redacted]");
+  const query = url.indexOf("?");
+  if (query < 0) return url;
+  const redacted = url
+    .slice(query + 1)
+    .split("&")
+    .map((pair) => {
+      const eq = pair.indexOf("=");
+      if (eq < 0) return pair;
+      const name = pair.slice(0, eq);
+      return LOGGED_PARAMS.has(name) ? pair : `${name}=[redacted]`;
+    })
+    .join("&");
+  return `${url.slice(0, query)}?${redacted}`;
 }
 
 export async function startAgent(config: AgentOptions): Promise<Agent> {

@@ -26,6 +26,7 @@ declare module "fastify" {
 export interface AccessOptions {
   readonly token: string;
   readonly defaultUser: string;
+  readonly signedUrlMaxSeconds: number;
 }
 
 type Query = Record<string, string | string[] | undefined>;
@@ -51,6 +52,7 @@ export function accessHook(options: AccessOptions) {
           access.signed.op,
           options.token,
           options.defaultUser,
+          options.signedUrlMaxSeconds,
         );
       } else if (checkAccessToken(single(req.headers["x-access-token"]), options.token)) {
         userName = userNameFromHeaders((name) => req.headers[name], options.defaultUser);

@@ -154,6 +154,11 @@ function refuseRestOfBody(req: FastifyRequest, reply: FastifyReply): void {
 }
 
 async function storeForm(req: FastifyRequest, reply: FastifyReply, config: Config): Promise<FastifyReply> {
+  // Signed for no path (the SDK signs "/" then), the URL would let its holder write anywhere the
+  // signed user can: it allows writing nothing.
+  if (isSigned(req) && queryPath(req) === undefined) {
+    throw new HttpError(403, "this signed URL names no path, so it allows writing nothing: sign the path the upload may write");
+  }
   const contentType = req.headers["content-type"];
   if (!isMultipartForm(contentType)) {
     throw new HttpError(400, `expected a multipart/form-data body with a file part, got ${contentType?.slice(0, 100) ?? "no Content-Type"}`);

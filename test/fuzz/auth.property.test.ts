@@ -30,7 +30,8 @@ const futureExpirations = fc.option(fc.integer({ min: NOW, max: 999_999_999_999 
 /** The user name the verifier returns, or the AuthError it threw; anything else fails the property. */
 function verify(params: SignedParams, path: string | undefined, op: Operation, token: string): string | AuthError {
   try {
-    return verifySignedUrl(params, path, op, token, "root", NOW);
+    // Binding is what these properties judge; the lifetime bound has its own property below.
+    return verifySignedUrl(params, path, op, token, "root", Number.MAX_SAFE_INTEGER, NOW);
   } catch (err) {
     if (err instanceof AuthError) return err;
     throw err;
@@ -58,6 +59,27 @@ describe("signed URLs", () => {
     fc.assert(
       fc.property(signedUrls, (s) => {
         expect(verify(paramsOf(s), s.path, s.op, s.token)).toBe(s.user);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("refuse an expiration further ahead than the bound, and accept one within it", () => {
+    const bound = 7 * 24 * 3600;
+    fc.assert(
+      fc.property(signedUrls, fc.integer({ min: 0, max: 2 * bound }), (s, ahead) => {
+        const expiration = NOW + ahead;
+        const signed = { ...s, expiration };
+        const outcome = (() => {
+          try {
+            return verifySignedUrl(paramsOf(signed), s.path, s.op, s.token, "root", bound, NOW);
+          } catch (err) {
+            if (err instanceof AuthError) return err;
+            throw err;
+          }
+        })();
+        if (ahead > bound) expect(outcome).toBeInstanceOf(AuthError);
+        else expect(outcome).toBe(s.user);
       }),
       { numRuns: RUNS },
     );

@@ -83,11 +83,26 @@ describe("signed upload URLs", () => {
     await expect(stat(target)).rejects.toThrow();
   });
 
-  it("with no path (signed as /) take the target from the form", async () => {
+  // Issue 14, item 6: a write signature made for no path let its holder write anywhere.
+  it("with no path (signed as /) write nothing, wherever the form points", async () => {
     const target = join(dir, "anywhere.txt");
     const res = await postForm(uploadUrl(undefined), [file(target, "root-signed")], {});
-    expect(res.status).toBe(200);
-    expect(await readFile(target, "utf8")).toBe("root-signed");
+    expect(res.status).toBe(403);
+    expect(String((res.json as { message: string }).message)).toContain("names no path");
+    await expect(stat(target)).rejects.toThrow();
+    const empty = await postForm(`${agent.url}/upload?path=&${signedQuery("", "write")}`, [file(target, "x")], {});
+    expect(empty.status).toBe(403);
+    await expect(stat(target)).rejects.toThrow();
+  });
+
+  it("refuse an expiration further ahead than the agent allows (7 days by default)", async () => {
+    const target = join(dir, "forever.txt");
+    const farAhead = now() + 8 * 24 * 3600;
+    const res = await postForm(uploadUrl(target, { expiration: farAhead }), [file(target, "x")], {});
+    expect(res.status).toBe(401);
+    await expect(stat(target)).rejects.toThrow();
+    const withinAWeek = await postForm(uploadUrl(target, { expiration: now() + 6 * 24 * 3600 }), [file(target, "ok")], {});
+    expect(withinAWeek.status).toBe(200);
   });
 
   it("let files go inside a signed directory but nowhere else", async () => {
@@ -148,6 +163,29 @@ describe("signed download URLs", () => {
       const res = await fetch(url);
       expect(res.status, name).toBe(401);
       expect(await res.text(), name).not.toContain("secret");
+    }
+  });
+});
+
+describe("signed URLs without a username", () => {
+  // Issue 14, item 6: such a URL acts as the configured default user, never as root.
+  it("act as the configured default user, whose permissions decide", async () => {
+    const other = await startFileAgent({ defaultUser: "nobody" });
+    const { path: root, cleanup: clean } = await tempDir("agent-signed-default-");
+    try {
+      const secret = join(root, "secret.txt");
+      await writeFile(secret, "root only", { mode: 0o600 });
+      const path = secret;
+      const sig = signature(signaturePath(path), "read", "nobody", TOKEN);
+      const res = await fetch(`${other.url}/download${path}?signature=${encodeURIComponent(sig)}`);
+      // nobody may not read it: the URL did not act as root.
+      expect(res.status).toBe(403);
+      const asRoot = signature(signaturePath(path), "read", "root", TOKEN);
+      const forged = await fetch(`${other.url}/download${path}?signature=${encodeURIComponent(asRoot)}`);
+      expect(forged.status).toBe(401);
+    } finally {
+      await other.close();
+      await clean();
     }
   });
 });

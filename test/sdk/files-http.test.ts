@@ -96,14 +96,16 @@ describe("signed URLs from the SDK, used with no token", () => {
       expect(await readFile(path, "utf8")).toBe(`uploaded ${label}`);
     });
 
-    it(`uploadUrl() with no path ${label}: the file name is the target`, async () => {
+    // Issue 14, item 6: signed for no path, such a URL would let its holder write anywhere.
+    it(`uploadUrl() with no path ${label}: writes nothing, with a message saying why`, async () => {
       const path = join(dir.path, `signed-anywhere-${opts === undefined ? "a" : "b"}.txt`);
       const url = await sbx.uploadUrl(undefined, opts);
       const form = new FormData();
       form.append("file", new Blob(["anywhere"]), path);
       const res = await fetch(url, { method: "POST", body: form });
-      expect(res.status).toBe(200);
-      expect(await readFile(path, "utf8")).toBe("anywhere");
+      expect(res.status).toBe(403);
+      expect(((await res.json()) as { message: string }).message).toContain("names no path");
+      await expect(readFile(path, "utf8")).rejects.toThrow();
     });
 
     it(`downloadUrl(path) ${label}`, async () => {

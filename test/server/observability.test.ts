@@ -132,6 +132,25 @@ describe("logs", () => {
     expect(logs).not.toContain(sig.slice(3, 20));
     expect(logs).not.toContain("secret payload");
   });
+
+  // Issue 14, item 7: a token a client wrongly put in a URL was logged.
+  it("redact every query value but path and username", async () => {
+    const file = `${dir.path}/logged-query.txt`;
+    await writeFile(file, "x");
+    const res = await fetch(`${agent.url}/download${file}?access_token=${agent.token}&path=${encodeURIComponent(file)}&username=root&x=hunter2`, {
+      headers: { "x-access-token": agent.token },
+    });
+    expect(res.status).toBe(200);
+    for (let i = 0; i < 100 && !logs.includes("logged-query.txt?"); i++) await new Promise((r) => setTimeout(r, 20));
+    const line = logs.split("\n").find((text) => text.includes("logged-query.txt?"));
+    expect(line).toBeDefined();
+    expect(line).toContain(`path=${encodeURIComponent(file)}`);
+    expect(line).toContain("username=root");
+    expect(line).toContain("access_token=[redacted]");
+    expect(line).toContain("x=[redacted]");
+    expect(logs).not.toContain(agent.token);
+    expect(logs).not.toContain("hunter2");
+  });
 });
 
 describe("CORS", () => {
