@@ -27,6 +27,10 @@ export const OPTIONS = {
   uploadMaxBytes: { flag: "--upload-max-bytes", env: "SANDBOX_AGENT_UPLOAD_MAX_BYTES", kind: "int", min: 1, help: "largest file one upload part may carry (default 64 GiB)" },
   watcherIdleMs: { flag: "--watcher-idle-ms", env: "SANDBOX_AGENT_WATCHER_IDLE_MS", kind: "int", min: 1000, help: "a polled watcher nobody polls for this long is removed (default 300000)" },
   watcherMaxEvents: { flag: "--watcher-max-events", env: "SANDBOX_AGENT_WATCHER_MAX_EVENTS", kind: "int", min: 1, help: "events a polled watcher buffers before reporting an overflow (default 10000)" },
+  rpcMaxBytes: { flag: "--rpc-max-bytes", env: "SANDBOX_AGENT_RPC_MAX_BYTES", kind: "int", min: 1024, help: "largest RPC message read (default 8388608, 8 MiB: process input and code come in smaller pieces; files go through /upload)" },
+  maxConnections: { flag: "--max-connections", env: "SANDBOX_AGENT_MAX_CONNECTIONS", kind: "int", min: 1, help: "connections open at once; more are refused (default 1024)" },
+  h2MaxStreams: { flag: "--h2-max-streams", env: "SANDBOX_AGENT_H2_MAX_STREAMS", kind: "int", min: 1, help: "concurrent streams one HTTP/2 connection may open (default 256)" },
+  h2IdleMs: { flag: "--h2-idle-ms", env: "SANDBOX_AGENT_H2_IDLE_MS", kind: "int", min: 1000, help: "an HTTP/2 connection with no stream open for this long is closed (default 300000)" },
   signedUrlMaxSeconds: { flag: "--signed-url-max-seconds", env: "SANDBOX_AGENT_SIGNED_URL_MAX_SECONDS", kind: "int", min: 1, help: "a signed URL whose signature_expiration lies further ahead than this is refused (default 604800, 7 days)" },
   watchDefaultTimeoutMs: { flag: "--watch-default-timeout-ms", env: "SANDBOX_AGENT_WATCH_DEFAULT_TIMEOUT_MS", kind: "int", min: 0, help: "a WatchDir stream that names no deadline and no Keepalive-Ping-Interval ends after this long, as the ScaleBox SDK's request timeout means it to; 0 means never (default 30000)" },
   executionTimeoutMs: { flag: "--execution-timeout-ms", env: "SANDBOX_AGENT_EXECUTION_TIMEOUT_MS", kind: "int", min: 0, help: "time limit of an execution that sends no Connect-Timeout-Ms; 0 means none (default 300000)" },
@@ -51,6 +55,10 @@ export interface Config {
   watcherMaxEvents: number;
   watchDefaultTimeoutMs: number;
   signedUrlMaxSeconds: number;
+  rpcMaxBytes: number;
+  maxConnections: number;
+  h2MaxStreams: number;
+  h2IdleMs: number;
   executionTimeoutMs: number;
   kernelPoolSize: number;
   maxContexts: number;
@@ -67,6 +75,10 @@ export const DEFAULTS = {
   watcherMaxEvents: 10_000,
   watchDefaultTimeoutMs: 30_000,
   signedUrlMaxSeconds: 7 * 24 * 3600,
+  rpcMaxBytes: 8 * 1024 * 1024,
+  maxConnections: 1024,
+  h2MaxStreams: 256,
+  h2IdleMs: 300_000,
   executionTimeoutMs: 300_000,
   kernelPoolSize: 1,
   maxContexts: 16,
@@ -183,7 +195,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const logLevel = pick("logLevel") ?? DEFAULTS.logLevel;
   if (!LOG_LEVELS.has(logLevel)) throw new ConfigError(`${OPTIONS.logLevel.flag} must be one of ${[...LOG_LEVELS].join(", ")}`);
 
-  const int = (name: "port" | "uploadMaxBytes" | "watcherIdleMs" | "watcherMaxEvents" | "watchDefaultTimeoutMs" | "signedUrlMaxSeconds" | "executionTimeoutMs" | "kernelPoolSize" | "maxContexts"): number => {
+  const int = (name: "port" | "uploadMaxBytes" | "watcherIdleMs" | "watcherMaxEvents" | "watchDefaultTimeoutMs" | "signedUrlMaxSeconds" | "rpcMaxBytes" | "maxConnections" | "h2MaxStreams" | "h2IdleMs" | "executionTimeoutMs" | "kernelPoolSize" | "maxContexts"): number => {
     const value = pick(name);
     return value === undefined ? DEFAULTS[name] : toInt(name, value);
   };
@@ -199,6 +211,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     watcherMaxEvents: int("watcherMaxEvents"),
     watchDefaultTimeoutMs: int("watchDefaultTimeoutMs"),
     signedUrlMaxSeconds: int("signedUrlMaxSeconds"),
+    rpcMaxBytes: int("rpcMaxBytes"),
+    maxConnections: int("maxConnections"),
+    h2MaxStreams: int("h2MaxStreams"),
+    h2IdleMs: int("h2IdleMs"),
     executionTimeoutMs: int("executionTimeoutMs"),
     kernelPoolSize: int("kernelPoolSize"),
     maxContexts: int("maxContexts"),
@@ -232,6 +248,10 @@ export function configWith(overrides: Partial<Config>): Config {
     watcherMaxEvents: DEFAULTS.watcherMaxEvents,
     watchDefaultTimeoutMs: DEFAULTS.watchDefaultTimeoutMs,
     signedUrlMaxSeconds: DEFAULTS.signedUrlMaxSeconds,
+    rpcMaxBytes: DEFAULTS.rpcMaxBytes,
+    maxConnections: DEFAULTS.maxConnections,
+    h2MaxStreams: DEFAULTS.h2MaxStreams,
+    h2IdleMs: DEFAULTS.h2IdleMs,
     executionTimeoutMs: DEFAULTS.executionTimeoutMs,
     // Embedded and test agents start no kernels they were not asked for.
     kernelPoolSize: 0,

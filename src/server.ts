@@ -6,15 +6,14 @@ import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import Fastify, { LogController, type FastifyInstance, type FastifyServerFactory, type RawServerDefault } from "fastify";
 import type { AddressInfo } from "node:net";
 import type { Config } from "./config.js";
-import { accessHook, unauthorized } from "./http/access.js";
-import { checkAccessToken } from "./auth.js";
+import { gate } from "./gate.js";
 import { downloadRoutes } from "./http/download.js";
 import { registerCors } from "./http/cors.js";
 import { healthRoutes } from "./http/health.js";
 import { metricsRoutes } from "./http/metrics.js";
 import { uploadRoutes } from "./http/upload.js";
 import { createOnePortServer, type RequestHandler } from "./net/one-port.js";
-import { authInterceptor } from "./services/caller.js";
+import { callerValues } from "./services/caller.js";
 import { blameClientForMalformedRequests } from "./services/client-faults.js";
 import { clampDeadlines } from "./services/deadlines.js";
 import { boundGrpcMessages } from "./services/grpc-trailers.js";
@@ -36,9 +35,6 @@ export interface Agent {
   readonly url: string;
   readonly close: () => Promise<void>;
 }
-
-/** Large enough for any single message we accept (file payloads go through /upload, not RPCs). */
-const RPC_READ_MAX_BYTES = 64 * 1024 * 1024;
 
 /**
  * connect-es reads `textDecoder` from its JSON options (JsonSerializationOptions) though the plugin's
@@ -75,9 +71,11 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
   const services = createServices({ config, log: app.log, metrics });
   app.addHook("onClose", async () => services.dispose());
 
+  // After CORS, which answers preflights itself; before anything reads a body (src/gate.ts).
+  app.decorateRequest("caller", null as never);
+  app.addHook("onRequest", gate({ token: config.accessToken, defaultUser: config.defaultUser, signedUrlMaxSeconds: config.signedUrlMaxSeconds }));
+
   await app.register(async (plain) => {
-    plain.decorateRequest("caller", null as never);
-    plain.addHook("onRequest", accessHook({ token: config.accessToken, defaultUser: config.defaultUser, signedUrlMaxSeconds: config.signedUrlMaxSeconds }));
     await plain.register(healthRoutes);
     await plain.register(uploadRoutes, { config });
     await plain.register(downloadRoutes, { config });
@@ -90,21 +88,15 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
       // Fixes to how connect-es answers, around every RPC on every protocol (handler-wrap.ts).
       wrapRouterHandlers(router, (handler) => clampDeadlines(boundGrpcMessages(blameClientForMalformedRequests(handler))));
     },
-    interceptors: [authInterceptor({ token: config.accessToken, defaultUser: config.defaultUser })],
+    contextValues: (req) => callerValues(req.caller ?? undefined),
     // The JS SDK rejects compressed frames; still accept compressed requests from other clients.
     compressMinBytes: Number.MAX_SAFE_INTEGER,
-    readMaxBytes: RPC_READ_MAX_BYTES,
+    readMaxBytes: config.rpcMaxBytes,
     jsonOptions: RPC_JSON_OPTIONS,
   });
 
-  // Unknown routes: without the token, say nothing about what exists.
-  app.setNotFoundHandler(async (req, reply) => {
-    const token = req.headers["x-access-token"];
-    if (!checkAccessToken(Array.isArray(token) ? token[0] : token, config.accessToken)) {
-      return unauthorized(reply, "missing or invalid access token");
-    }
-    return reply.code(404).send({ message: `no route for ${req.method} ${req.url.split("?")[0]}` });
-  });
+  // Unknown routes pass the gate like any other: without the token, nothing is said of what exists.
+  app.setNotFoundHandler(async (req, reply) => reply.code(404).send({ message: `no route for ${req.method} ${req.url.split("?")[0]}` }));
   return app;
 }
 
@@ -137,7 +129,8 @@ function observeRequests(app: FastifyInstance, metrics: Metrics): void {
  * requests alike, which fastify and connect-node both handle. The cast says so in one place.
  */
 function onePortFactory(config: AgentOptions): FastifyServerFactory<RawServerDefault> {
-  const factory = (handler: RequestHandler) => createOnePortServer(handler, { tls: config.tls });
+  const factory = (handler: RequestHandler) =>
+    createOnePortServer(handler, { tls: config.tls, maxConnections: config.maxConnections, h2MaxStreams: config.h2MaxStreams, h2IdleMs: config.h2IdleMs });
   return factory as unknown as FastifyServerFactory<RawServerDefault>;
 }
 

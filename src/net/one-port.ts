@@ -15,9 +15,16 @@ export type RequestHandler = (
 
 export interface OnePortOptions {
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer } | undefined;
-  /** How long a new connection may stay silent before it is dropped (slowloris guard). */
-  readonly firstByteTimeoutMs?: number;
+  /** Connections open at once; the next ones are refused (closed at once). */
+  readonly maxConnections: number;
+  /** Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  readonly h2MaxStreams: number;
+  /** An HTTP/2 connection with no stream open for this long is closed. */
+  readonly h2IdleMs: number;
 }
+
+/** How long a new connection may stay silent before it is dropped (slowloris guard). */
+const FIRST_BYTE_TIMEOUT_MS = 30_000;
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 const TLS_HANDSHAKE = 0x16;
@@ -70,7 +77,28 @@ export interface OnePortServer extends net.Server {
   closeIdleConnections(): void;
 }
 
-export function createOnePortServer(handler: RequestHandler, options: OnePortOptions = {}): OnePortServer {
+/**
+ * Closes an HTTP/2 session once it has had no stream open for `idleMs`: a client that opens a
+ * connection and leaves it unused does not hold it (and its buffers) for ever.
+ */
+function closeWhenIdle(session: http2.Http2Session, idleMs: number): void {
+  let open = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    timer = setTimeout(() => session.close(), idleMs).unref();
+  };
+  session.on("stream", (stream: http2.ServerHttp2Stream) => {
+    open++;
+    clearTimeout(timer);
+    stream.once("close", () => {
+      if (--open === 0 && !session.closed) arm();
+    });
+  });
+  session.once("close", () => clearTimeout(timer));
+  arm();
+}
+
+export function createOnePortServer(handler: RequestHandler, options: OnePortOptions): OnePortServer {
   // headersTimeout guards against clients that trickle headers; no whole-request timeout, because
   // a large upload on a slow link may legitimately take longer than any fixed limit.
   const http1 = http.createServer({ keepAliveTimeout: 65_000, headersTimeout: 60_000, requestTimeout: 0 }, handler);
@@ -82,13 +110,15 @@ export function createOnePortServer(handler: RequestHandler, options: OnePortOpt
     if (req instanceof http2.Http2ServerRequest) releaseStreamWithAnswer(req);
     handler(req, res);
   };
-  const h2c = http2.createServer({}, h2Handler);
-  const secure = options.tls ? http2.createSecureServer({ ...options.tls, allowHTTP1: true }, h2Handler) : undefined;
+  const settings = { maxConcurrentStreams: options.h2MaxStreams };
+  const h2c = http2.createServer({ settings }, h2Handler);
+  const secure = options.tls ? http2.createSecureServer({ ...options.tls, allowHTTP1: true, settings }, h2Handler) : undefined;
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.Http2Session>();
   for (const server of [h2c, secure]) {
     server?.on("session", (session) => {
       sessions.add(session);
+      closeWhenIdle(session, options.h2IdleMs);
       session.once("close", () => sessions.delete(session));
     });
   }
@@ -98,7 +128,7 @@ export function createOnePortServer(handler: RequestHandler, options: OnePortOpt
     socket.once("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
     let seen: Buffer = Buffer.alloc(0);
-    const timer = setTimeout(() => socket.destroy(), options.firstByteTimeoutMs ?? 30_000);
+    const timer = setTimeout(() => socket.destroy(), FIRST_BYTE_TIMEOUT_MS);
     const onData = (chunk: Buffer): void => {
       seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
       const kind = sniff(seen);
@@ -121,6 +151,8 @@ export function createOnePortServer(handler: RequestHandler, options: OnePortOpt
     socket.once("end", () => clearTimeout(timer));
     socket.resume();
   }) as OnePortServer;
+  // Beyond it the kernel's accepted connection is closed at once (net.Server's own limit).
+  outer.maxConnections = options.maxConnections;
 
   // fastify installs its clientError handler on the server it is given; the HTTP/1.1 parser is ours.
   http1.on("clientError", (err, socket) => {

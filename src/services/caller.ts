@@ -1,32 +1,21 @@
 /**
- * Who is calling an RPC: checked once by an interceptor, then read by every handler through
- * `callerOf(ctx)`. Handlers never look at auth headers themselves.
+ * Who is calling an RPC: decided once by the gate (src/gate.ts) before the request's body is read,
+ * handed to the handlers as a context value, and read by every handler through `callerOf(ctx)`.
+ * Handlers never look at auth headers themselves.
  */
-import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
-import { AuthError, checkAccessToken, resolveUser, userNameFromHeaders } from "../auth.js";
+import { Code, ConnectError, createContextKey, createContextValues, type ContextValues, type HandlerContext } from "@connectrpc/connect";
 import type { User } from "../users.js";
 
 const callerKey = createContextKey<User | undefined>(undefined, { description: "the calling Linux user" });
 
 export function callerOf(ctx: HandlerContext): User {
   const user = ctx.values.get(callerKey);
-  // The interceptor runs before every handler; reaching this means a route was registered without it.
+  // The gate runs before every RPC; reaching this means a route was served without it.
   if (user === undefined) throw new ConnectError("caller not authenticated", Code.Internal);
   return user;
 }
 
-export function authInterceptor(options: { readonly token: string; readonly defaultUser: string }): Interceptor {
-  return (next) => async (req) => {
-    if (!checkAccessToken(req.header.get("x-access-token") ?? undefined, options.token)) {
-      throw new ConnectError("missing or invalid access token", Code.Unauthenticated);
-    }
-    try {
-      const name = userNameFromHeaders((header) => req.header.get(header) ?? undefined, options.defaultUser);
-      req.contextValues.set(callerKey, resolveUser(name));
-    } catch (err) {
-      if (err instanceof AuthError) throw new ConnectError(err.message, Code.Unauthenticated);
-      throw err;
-    }
-    return next(req);
-  };
+/** The context values an RPC starts with: the caller the gate let in. */
+export function callerValues(user: User | undefined): ContextValues {
+  return createContextValues().set(callerKey, user);
 }
