@@ -23,6 +23,7 @@ import { EXITED_RETENTION_MS } from "../src/services/process/limits.js";
 import type { FuzzContext } from "./arbitraries/context.js";
 import { connectRequests } from "./arbitraries/connect.js";
 import { httpRequests, prepareHttpScratch } from "./arbitraries/http.js";
+import { floodRequests } from "./arbitraries/http-flood.js";
 import { swapRequests } from "./arbitraries/http-swap.js";
 import { prepareRpcScratch } from "./arbitraries/rpc-rules.js";
 import { liveHeap, startAgentWithHeapSnapshots } from "./leak/live-heap.js";
@@ -130,6 +131,7 @@ async function main(): Promise<number> {
   const generators = [
     { arbitrary: httpRequests(ctx), weight: 4 },
     { arbitrary: connectRequests(ctx), weight: 4 },
+    { arbitrary: floodRequests(ctx), weight: 1 },
     ...(arena ? [{ arbitrary: swapRequests(ctx), weight: 1 }] : []),
   ];
   const requests = fc.oneof(...generators);

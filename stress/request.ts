@@ -26,6 +26,34 @@ export interface RequestSpec {
   readonly cutAfter?: number;
   /** A stream that may legitimately stay open (a watcher, `cat`): hitting the timeout is no fault. */
   readonly mayStayOpen?: boolean;
+  /**
+   * After `body`, this many more bytes, never built in memory: as fast as the transport takes
+   * them, or one byte every `trickleMs`. Sending stops as soon as the answer begins, which for a
+   * request the agent refuses from its headers is long before the body is through.
+   */
+  readonly flood?: { readonly bytes: number; readonly trickleMs?: number };
+}
+
+const FLOOD_CHUNK = Buffer.alloc(64 * 1024, 0x61);
+
+/** Writes a flood to `sink` until `answered()` or the bytes run out; returns a stop function. */
+function pumpFlood(sink: { write(chunk: Buffer): boolean; once(event: "drain", listener: () => void): unknown; readonly destroyed: boolean }, flood: NonNullable<RequestSpec["flood"]>, answered: () => boolean): () => void {
+  let sent = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const pump = (): void => {
+    while (!stopped && !answered() && !sink.destroyed && sent < flood.bytes) {
+      const piece = flood.trickleMs === undefined ? FLOOD_CHUNK.subarray(0, Math.min(FLOOD_CHUNK.length, flood.bytes - sent)) : FLOOD_CHUNK.subarray(0, 1);
+      sent += piece.length;
+      if (!sink.write(piece)) return void sink.once("drain", pump);
+      if (flood.trickleMs !== undefined) return void (timer = setTimeout(pump, flood.trickleMs));
+    }
+  };
+  pump();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
 }
 
 export interface Outcome {
@@ -48,6 +76,11 @@ const FAULT_CODES = new Set(["internal", "unknown", "data_loss"]);
 /** Why this outcome shows an agent defect, or undefined when it is an acceptable answer. */
 export function faultOf(spec: RequestSpec, outcome: Outcome): string | undefined {
   if (outcome.timedOut && !spec.mayStayOpen) return "no answer before the timeout";
+  // A request the generator made without credentials must not be let in (gRPC refuses with 200 and status 16).
+  const refusalExpected = spec.headers.some(([name, value]) => name === "x-fuzz-expect" && value === "unauthorised");
+  if (refusalExpected && spec.flood !== undefined && outcome.status >= 200 && outcome.status < 400 && outcome.code !== "unauthenticated") {
+    return "let in without credentials";
+  }
   if (outcome.code !== undefined && FAULT_CODES.has(outcome.code)) return `Connect code ${outcome.code}`;
   // Clients report a call that ends without its status as a server error; a client that cut its
   // own request short may not get one.
@@ -97,8 +130,8 @@ function serialise(url: URL, spec: RequestSpec): Buffer {
   const lines = [`${spec.method} ${spec.target} HTTP/1.1`];
   if (!names.has("host")) lines.push(`host: ${url.host}`);
   for (const [name, value] of spec.headers) lines.push(`${name}: ${value}`);
-  if (!names.has("content-length") && !names.has("transfer-encoding") && (body.length > 0 || spec.method === "POST")) {
-    lines.push(`content-length: ${body.length}`);
+  if (!names.has("content-length") && !names.has("transfer-encoding") && (body.length > 0 || spec.method === "POST" || spec.flood)) {
+    lines.push(`content-length: ${body.length + (spec.flood?.bytes ?? 0)}`);
   }
   lines.push("connection: close", "", "");
   const head = Buffer.from(lines.join("\r\n"), "latin1");
@@ -114,10 +147,12 @@ function sendHttp1(baseUrl: string, spec: RequestSpec, timeoutMs: number): Promi
     const chunks: Buffer[] = [];
     let kept = 0;
     let done = false;
+    let stopFlood = (): void => undefined;
     const finish = (extra: Partial<Outcome>): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      stopFlood();
       socket.destroy();
       const response = Buffer.concat(chunks);
       resolve({ ...parseHttp1(response, kept < MAX_KEEP, requestContentType(spec)), ms: performance.now() - started, ...extra });
@@ -126,6 +161,7 @@ function sendHttp1(baseUrl: string, spec: RequestSpec, timeoutMs: number): Promi
     socket.on("connect", () => {
       socket.write(serialise(url, spec));
       if (spec.cutAfter !== undefined) socket.end();
+      else if (spec.flood !== undefined) stopFlood = pumpFlood(socket, spec.flood, () => done || kept > 0);
     });
     socket.on("data", (chunk: Buffer) => {
       if (kept < MAX_KEEP) {
@@ -282,6 +318,15 @@ function sendH2(baseUrl: string, spec: RequestSpec, timeoutMs: number, shared?: 
     stream.on("close", () => finish(status === 0 ? { closedWithoutResponse: true } : {}));
     stream.on("error", () => finish(status === 0 ? { closedWithoutResponse: true } : {}));
     const body = Buffer.concat((spec.body ?? []).map((c) => Buffer.from(c)));
-    stream.end(spec.cutAfter === undefined ? body : body.subarray(0, spec.cutAfter));
+    if (spec.flood === undefined) {
+      stream.end(spec.cutAfter === undefined ? body : body.subarray(0, spec.cutAfter));
+      return;
+    }
+    stream.write(body);
+    const stop = pumpFlood(stream, spec.flood, () => done || status !== 0);
+    stream.once("response", () => {
+      stop();
+      if (!stream.destroyed) stream.end();
+    });
   });
 }

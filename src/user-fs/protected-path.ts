@@ -201,6 +201,9 @@ export interface DirectoryHandle {
  */
 export async function nearestDirectory(access: FileAccess, path: string): Promise<DirectoryHandle> {
   for (let dir = posix.normalize(path); ; dir = posix.dirname(dir)) {
+    // A cheap look first: anchoring a path that is not there walks it from the root, and doing
+    // that once per missing level of a deep path would cost the square of its depth.
+    if (dir !== "/" && !(await access.stat(dir).then((st) => st.isDirectory(), () => false))) continue;
     if (dir === "/") {
       const fd = await access.open("/", DIR_HANDLE);
       return { dir: viaFd(fd), shown: "/", close: closeOnce(fd) };
