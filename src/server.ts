@@ -78,7 +78,7 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
   await app.register(async (plain) => {
     await plain.register(healthRoutes);
     await plain.register(uploadRoutes, { config });
-    await plain.register(downloadRoutes, { config });
+    await plain.register(downloadRoutes);
     await plain.register(metricsRoutes, { metrics });
   });
 

@@ -6,7 +6,6 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { close, constants, createReadStream, fstat, type BigIntStats, type ReadStream } from "node:fs";
 import { promisify } from "node:util";
 import { posix } from "node:path";
-import type { Config } from "../config.js";
 import { resolvePath } from "../paths.js";
 import { fileAccessFor } from "../user-fs/access.js";
 import type { User } from "../users.js";
@@ -167,7 +166,7 @@ async function download(req: FastifyRequest, reply: FastifyReply): Promise<Fasti
   }
 }
 
-export const downloadRoutes: FastifyPluginAsync<{ config: Config }> = async (app) => {
+export const downloadRoutes: FastifyPluginAsync = async (app) => {
   useJsonErrors(app);
   app.route({
     method: ["GET", "HEAD"],

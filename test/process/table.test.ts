@@ -10,7 +10,7 @@ import { isRunning } from "./helpers.js";
 
 const root = lookupUser("root")!;
 const plan = (script: string, tag?: string) =>
-  planStart(create(StartRequestSchema, { process: { cmd: "/bin/bash", args: ["-c", script] }, tag }), root, {});
+  planStart(create(StartRequestSchema, { process: { cmd: "/bin/bash", args: ["-c", script] }, tag }), root);
 const pidSelector = (pid: number) => create(ProcessSelectorSchema, { selector: { case: "pid", value: pid } });
 const tagSelector = (tag: string) => create(ProcessSelectorSchema, { selector: { case: "tag", value: tag } });
 

@@ -2,15 +2,14 @@
  * ExecutionService and ContextService share one kernel manager: the catalog of installed kernels,
  * the warm pool, and the registry of contexts. Built together, disposed together.
  */
-import type { ServiceImpl } from "@connectrpc/connect";
-import type { ContextService, ExecutionService } from "../../gen/sandboxagent/api_pb.js";
+import { ContextService, ExecutionService } from "../../gen/sandboxagent/api_pb.js";
 import { KernelCatalog } from "../../kernels/catalog.js";
 import { bashDriverFactory, jshellDriverFactory } from "../../kernels/drivers/index.js";
 import { loadLanguageTable } from "../../kernels/languages.js";
 import { KernelPool } from "../../kernels/pool.js";
 import { removeStaleRuntimeDirectories } from "../../kernels/runtime-dir.js";
 import { lookupUser } from "../../users.js";
-import type { ServiceDeps } from "../index.js";
+import { implement, type ServiceDeps, type ServiceModule } from "../service-module.js";
 import { ContextRegistry } from "./contexts.js";
 import { createContext } from "./create-context.js";
 import { destroyContext } from "./destroy-context.js";
@@ -19,11 +18,7 @@ import { execute } from "./execute.js";
 /** The language the warm pool keeps kernels for. */
 const POOL_LANGUAGE = "python";
 
-export function createExecutionServices(deps: ServiceDeps): {
-  execution: ServiceImpl<typeof ExecutionService>;
-  context: ServiceImpl<typeof ContextService>;
-  dispose: () => Promise<void>;
-} {
+export function createExecutionServices(deps: ServiceDeps): ServiceModule {
   const { config, log } = deps;
   // Connection files, sockets and cells of kernels a crashed agent left behind.
   void removeStaleRuntimeDirectories().then(
@@ -45,13 +40,15 @@ export function createExecutionServices(deps: ServiceDeps): {
   const executeDeps = { contexts, defaultTimeoutMs: config.executionTimeoutMs, log };
 
   return {
-    execution: {
-      execute: (req, ctx) => execute(req, ctx, executeDeps),
-    },
-    context: {
-      createContext: (req, ctx) => createContext(req, ctx, contexts),
-      destroyContext: (req, ctx) => destroyContext(req, ctx, contexts),
-    },
+    implementations: [
+      implement(ExecutionService, {
+        execute: (req, ctx) => execute(req, ctx, executeDeps),
+      }),
+      implement(ContextService, {
+        createContext: (req, ctx) => createContext(req, ctx, contexts),
+        destroyContext: (req, ctx) => destroyContext(req, ctx, contexts),
+      }),
+    ],
     dispose: async () => {
       await Promise.allSettled([pool?.dispose(), contexts.dispose()]);
     },

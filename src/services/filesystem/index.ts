@@ -3,9 +3,8 @@
  * watchers), sharing entry-info.ts for what an entry looks like and watch.ts for how a directory
  * is watched.
  */
-import type { ServiceImpl } from "@connectrpc/connect";
-import type { Filesystem } from "../../gen/sandboxagent/api_pb.js";
-import type { ServiceDeps } from "../index.js";
+import { Filesystem } from "../../gen/sandboxagent/api_pb.js";
+import { implement, type ServiceDeps, type ServiceModule } from "../service-module.js";
 import { listDir } from "./list-dir.js";
 import { makeDir } from "./make-dir.js";
 import { move } from "./move.js";
@@ -15,12 +14,13 @@ import { WatchGroup } from "./watch.js";
 import { watchDirHandler } from "./watch-dir.js";
 import { PolledWatchers, watcherHandlers } from "./watchers.js";
 
-export function createFilesystemService(deps: ServiceDeps): { impl: ServiceImpl<typeof Filesystem>; dispose: () => Promise<void> } {
+export function createFilesystemService(deps: ServiceDeps): ServiceModule {
   const watches = new WatchGroup();
   deps.metrics.observe("watchers", "File watchers open (streamed and polled)", () => watches.size);
   const polled = new PolledWatchers({ watches, maxEvents: deps.config.watcherMaxEvents, idleMs: deps.config.watcherIdleMs });
   return {
-    impl: {
+    implementations: [
+      implement(Filesystem, {
       stat,
       makeDir,
       move,
@@ -28,7 +28,8 @@ export function createFilesystemService(deps: ServiceDeps): { impl: ServiceImpl<
       remove,
       watchDir: watchDirHandler({ watches, maxQueued: deps.config.watcherMaxEvents, defaultTimeoutMs: deps.config.watchDefaultTimeoutMs }),
       ...watcherHandlers(polled),
-    },
+      }),
+    ],
     dispose: async () => {
       await polled.closeAll();
       // Ends every WatchDir stream still open (with `unavailable`) and releases its inotify watches.

@@ -3,9 +3,8 @@
  * them input, resize and signal them. Handlers share one process table; dispose kills what is
  * still running.
  */
-import type { ServiceImpl } from "@connectrpc/connect";
-import type { Process } from "../../gen/sandboxagent/api_pb.js";
-import type { ServiceDeps } from "../index.js";
+import { Process } from "../../gen/sandboxagent/api_pb.js";
+import { implement, type ServiceDeps, type ServiceModule } from "../service-module.js";
 import { connect } from "./connect.js";
 import { closeStdin, sendInput, streamInput } from "./input.js";
 import { list } from "./list.js";
@@ -14,29 +13,22 @@ import { start } from "./start.js";
 import { ProcessTable } from "./table.js";
 import { update } from "./update.js";
 
-export interface ProcessServiceOptions {
-  /** Variables every process gets, after the basics (PATH, HOME…) and before the request's own. */
-  readonly defaultEnv?: Readonly<Record<string, string>>;
-}
-
-export function createProcessService(
-  deps: ServiceDeps,
-  options: ProcessServiceOptions = {},
-): { impl: ServiceImpl<typeof Process>; dispose: () => Promise<void> } {
+export function createProcessService(deps: ServiceDeps): ServiceModule {
   const table = new ProcessTable();
   deps.metrics.observe("processes", "Processes running", () => table.running().length);
-  const defaultEnv = options.defaultEnv ?? {};
   return {
-    impl: {
+    implementations: [
+      implement(Process, {
       list: (req, ctx) => list(table, req, ctx),
       connect: (req, ctx) => connect(table, req, ctx),
-      start: (req, ctx) => start(table, defaultEnv, req, ctx),
+      start: (req, ctx) => start(table, req, ctx),
       update: (req, ctx) => update(table, req, ctx),
       streamInput: (requests, ctx) => streamInput(table, requests, ctx),
       sendInput: (req, ctx) => sendInput(table, req, ctx),
       sendSignal: (req, ctx) => sendSignal(table, req, ctx),
       closeStdin: (req, ctx) => closeStdin(table, req, ctx),
-    },
+      }),
+    ],
     dispose: () => table.dispose(),
   };
 }

@@ -47,7 +47,7 @@ function terminalSize(req: StartRequest): { cols: number; rows: number } | undef
 }
 
 /** Plans `req` to run as `user` (the acting user of owner.ts, who will own the process). */
-export async function planStart(req: StartRequest, user: User, defaultEnv: Readonly<Record<string, string>>): Promise<ProcessPlan> {
+export async function planStart(req: StartRequest, user: User): Promise<ProcessPlan> {
   const config = req.process;
   if (config === undefined || config.cmd === "") throw new ConnectError("no command given: process.cmd is empty", Code.InvalidArgument);
   if ([config.cmd, ...config.args].some((arg) => arg.includes("\0"))) {
@@ -56,7 +56,7 @@ export async function planStart(req: StartRequest, user: User, defaultEnv: Reado
   if (req.tag === "") throw new ConnectError("an empty tag is not a tag: leave it out instead", Code.InvalidArgument);
   const pty = terminalSize(req);
   const cwd = await workingDirectory(config.cwd, user);
-  const env = buildEnvironment(user, config.envs, { pty: pty !== undefined, cwd, defaults: defaultEnv });
+  const env = buildEnvironment(user, config.envs, { pty: pty !== undefined, cwd });
   const problem = environmentProblem(env);
   if (problem !== undefined) throw new ConnectError(problem, Code.InvalidArgument);
   try {

@@ -23,12 +23,11 @@ function timeLimitMs(ctx: HandlerContext): number | undefined {
  */
 export async function* start(
   table: ProcessTable,
-  defaultEnv: Readonly<Record<string, string>>,
   req: StartRequest,
   ctx: HandlerContext,
 ): AsyncGenerator<StartResponse> {
   const limitMs = timeLimitMs(ctx);
-  const plan = await planStart(req, actingUser(ctx), defaultEnv);
+  const plan = await planStart(req, actingUser(ctx));
   // A client that gave up while the checks ran would never learn the pid: start nothing for it.
   if (ctx.signal.aborted) throw ctx.signal.reason instanceof ConnectError ? ctx.signal.reason : new ConnectError("cancelled", Code.Canceled);
   let proc: ManagedProcess;
