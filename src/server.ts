@@ -14,11 +14,7 @@ import { metricsRoutes } from "./http/metrics.js";
 import { uploadRoutes } from "./http/upload.js";
 import { createOnePortServer, type RequestHandler } from "./net/one-port.js";
 import { callerValues } from "./services/caller.js";
-import { blameClientForMalformedRequests } from "./services/client-faults.js";
-import { clampDeadlines } from "./services/deadlines.js";
-import { boundGrpcMessages } from "./services/grpc-trailers.js";
-import { wrapRouterHandlers } from "./services/handler-wrap.js";
-import { jsonRequestDecoder } from "./services/json-input.js";
+import { applyConnectFixes, RPC_JSON_OPTIONS } from "./services/connect-fixes/index.js";
 import { createServices } from "./services/index.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 
@@ -35,15 +31,6 @@ export interface Agent {
   readonly url: string;
   readonly close: () => Promise<void>;
 }
-
-/**
- * connect-es reads `textDecoder` from its JSON options (JsonSerializationOptions) though the plugin's
- * type does not list it; a variable, not a literal, so the extra property passes (see json-input.ts).
- */
-const RPC_JSON_OPTIONS: { ignoreUnknownFields: boolean; textDecoder: typeof jsonRequestDecoder } = {
-  ignoreUnknownFields: true,
-  textDecoder: jsonRequestDecoder,
-};
 
 export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
   const app = Fastify({
@@ -85,8 +72,8 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
   await app.register(fastifyConnectPlugin, {
     routes: (router) => {
       services.routes(router);
-      // Fixes to how connect-es answers, around every RPC on every protocol (handler-wrap.ts).
-      wrapRouterHandlers(router, (handler) => clampDeadlines(boundGrpcMessages(blameClientForMalformedRequests(handler))));
+      // Fixes to how connect-es answers, around every RPC on every protocol (connect-fixes/).
+      applyConnectFixes(router);
     },
     contextValues: (req) => callerValues(req.caller ?? undefined),
     // The JS SDK rejects compressed frames; still accept compressed requests from other clients.

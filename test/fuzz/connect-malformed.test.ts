@@ -25,10 +25,10 @@ import { gzipSync } from "node:zlib";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ContextService } from "../../src/gen/sandboxagent/api_pb.js";
-import { MAX_ENCODED_BYTES } from "../../src/services/grpc-trailers.js";
+import { MAX_ENCODED_BYTES } from "../../src/services/connect-fixes/grpc-trailers.js";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
-import { blameClientForMalformedRequests } from "../../src/services/client-faults.js";
-import { jsonRequestDecoder, MAX_JSON_DEPTH } from "../../src/services/json-input.js";
+import { blameClientForMalformedRequests } from "../../src/services/connect-fixes/client-faults.js";
+import { jsonRequestDecoder, MAX_JSON_DEPTH } from "../../src/services/connect-fixes/json-input.js";
 import { send, type Outcome, type RequestSpec } from "../../stress/request.js";
 import { client, startTestAgent, type TestAgent } from "../helpers/agent.js";
 

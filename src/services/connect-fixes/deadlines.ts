@@ -4,6 +4,8 @@
  * deadline is a setTimeout) and the agent's own time limits would end a call given a 30-day
  * deadline after one millisecond with `deadline_exceeded`. Clamping keeps the meaning ("not for a
  * very long time") and every reader of the headers (connect-es, Process/Start's time limit) agrees.
+ *
+ * Upstream: no connect-es report existed: docs/upstream/connect-es.md ("deadlines").
  */
 import type { HandlerWrap } from "./handler-wrap.js";
 

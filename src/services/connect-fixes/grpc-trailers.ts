@@ -6,6 +6,8 @@
  * saw a reset stream instead of `not_found`. Messages are cut to MAX_ENCODED_BYTES, whole
  * characters, with a note that they were cut. gRPC-web and Connect carry messages in the body and
  * keep them whole.
+ *
+ * Upstream: no connect-es report existed: docs/upstream/connect-es.md ("grpc-message size").
  */
 import { mapBody, type HandlerWrap } from "./handler-wrap.js";
 

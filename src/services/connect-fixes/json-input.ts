@@ -22,6 +22,8 @@
  * as a character, is parsed here as well: the rest cannot produce either.
  *
  * connect-es takes the decoder as `jsonOptions.textDecoder` (its JsonSerializationOptions).
+ *
+ * Upstream: no connect-es report existed: docs/upstream/connect-es.md ("JSON depth", "surrogates").
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 

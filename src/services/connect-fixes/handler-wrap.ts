@@ -2,6 +2,10 @@
  * Fixes to how connect-es serves requests are applied around its per-RPC handlers (see
  * client-faults.ts, deadlines.ts, grpc-trailers.ts): the one layer every protocol and every kind
  * of RPC passes through, and that connect-es lets a routes callback reach.
+ *
+ * Upstream: connect-es server interceptors (connectrpc/connect-es#527) run after a unary request
+ * is parsed and see no response bytes, so they cannot do this; a hook over handlers or over how an
+ * error becomes a response is asked for in docs/upstream/connect-es.md ("handler hook").
  */
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalHandlerFn } from "@connectrpc/connect/protocol";

@@ -16,6 +16,9 @@
  * for gRPC-web). Only those three errors are reclassified, by their exact messages; every other
  * `internal` still means what it says. test/fuzz/connect-malformed.test.ts fails if an upgrade of
  * connect-es changes the messages.
+ *
+ * Upstream: connect-go weighed the same question (connectrpc/connect-go#595: what a mangled payload
+ * should be answered with); no connect-es report existed: docs/upstream/connect-es.md ("client faults").
  */
 import { Code } from "@connectrpc/connect";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
