@@ -10,7 +10,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/sandbox-agent/app
-# Only what the build and the install script read; test/deploy/production.test.ts copies the same
+# Only what the build and the install script read; test/system/deploy/production.test.ts copies the same
 # paths to build the same layout.
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY scripts/ ./scripts/

@@ -20,14 +20,8 @@ interface Tables {
   readonly groupNames: ReadonlyMap<number, string>;
 }
 
-let files = { passwd: "/etc/passwd", group: "/etc/group" };
+const files = { passwd: "/etc/passwd", group: "/etc/group" };
 let cached: { key: string; tables: Tables } | undefined;
-
-/** Points the lookups at other files (unit tests only). */
-export function useUserDatabase(passwd: string, group: string): void {
-  files = { passwd, group };
-  cached = undefined;
-}
 
 function fileKey(): string {
   const stamp = (path: string): string => {

@@ -1,6 +1,6 @@
 /**
  * `npm run fuzz -- --seconds N`: a fuzz campaign against a live agent. Workers send generated
- * hostile requests (every family of stress/arbitraries) for N seconds while a watchdog checks that
+ * hostile requests (every family of harness/arbitraries) for N seconds while a watchdog checks that
  * the agent stays alive, keeps answering /health and does not grow without bound. It fails on the
  * first of: a crash, a 5xx or server-only Connect code for a client's error, a request left
  * unanswered, /health unanswered; and at the end on processes or watchers still held, connections
@@ -20,16 +20,16 @@ import { parseArgs } from "node:util";
 import { randomBytes } from "node:crypto";
 import type { AgentProcess } from "../bench/lib.js";
 import { EXITED_RETENTION_MS } from "../src/services/process/limits.js";
-import type { FuzzContext } from "./arbitraries/context.js";
-import { connectRequests } from "./arbitraries/connect.js";
-import { httpRequests, prepareHttpScratch } from "./arbitraries/http.js";
-import { floodRequests } from "./arbitraries/http-flood.js";
-import { swapRequests } from "./arbitraries/http-swap.js";
-import { prepareRpcScratch } from "./arbitraries/rpc-rules.js";
+import type { FuzzContext } from "../harness/arbitraries/context.js";
+import { connectRequests } from "../harness/arbitraries/connect.js";
+import { httpRequests, prepareHttpScratch } from "../harness/arbitraries/http.js";
+import { floodRequests } from "../harness/arbitraries/http-flood.js";
+import { swapRequests } from "../harness/arbitraries/http-swap.js";
+import { prepareRpcScratch } from "../harness/arbitraries/rpc-rules.js";
 import { liveHeap, startAgentWithHeapSnapshots } from "./leak/live-heap.js";
 import { scrape } from "./leak/snapshot.js";
-import { agentMetrics, countFds, metricValue, rssOf, TCP_CLOSE_WAIT, tcpStates } from "./probe.js";
-import { describeOutcome, describeSpec, faultOf, send, type Outcome, type RequestSpec } from "./request.js";
+import { agentMetrics, countFds, metricValue, rssOf, TCP_CLOSE_WAIT, tcpStates } from "../harness/probe.js";
+import { describeOutcome, describeSpec, faultOf, send, type Outcome, type RequestSpec } from "../harness/request.js";
 import { startSymlinkArena, type SymlinkArena } from "./symlink-arena.js";
 
 const { values: args } = parseArgs({

@@ -21,7 +21,7 @@ import { createInterface } from "node:readline";
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import type { AgentProcess } from "../bench/lib.js";
-import { fdTargets, metricValue, rssOf } from "./probe.js";
+import { fdTargets, metricValue, rssOf } from "../harness/probe.js";
 import { openClients, type ClientSet } from "./leak/clients.js";
 import { runCycle, StepTimes, type CycleEnv, type CyclePlan } from "./leak/cycle.js";
 import { settleBack, settleBaseline, type Target } from "./leak/settle.js";

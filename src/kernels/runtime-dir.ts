@@ -158,7 +158,7 @@ export async function removeStaleRuntimeDirectories(): Promise<string[]> {
   return removed;
 }
 
-/** The directory holding every agent's own (for tests that look for what a stopped agent left). */
+/** The directory holding every running agent's runtime directory (what an operator inspects after a crash). */
 export async function runtimeBase(): Promise<string> {
   return (await base()).path;
 }

@@ -4,7 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { request } from "node:http";
-import { metricValue, resourcesOf, zombiesOf } from "../probe.js";
+import { metricValue, resourcesOf, zombiesOf } from "../../harness/probe.js";
 
 /** The gauges the services register with `metrics.observe(...)` (src/services/*\/index.ts). */
 export const GAUGES = ["processes", "watchers", "contexts"] as const;

@@ -4,7 +4,7 @@
  * count, which the soak compares before and after.
  */
 import http from "node:http";
-import { parseAgentMetrics } from "../probe.js";
+import { parseAgentMetrics } from "../../harness/probe.js";
 
 export type AgentFigures = ReturnType<typeof parseAgentMetrics>;
 

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { startAgentProcess } from "../../bench/lib.js";
 import { Filesystem } from "../../src/gen/sandboxagent/api_pb.js";
-import { countFds, fdTargets, rssOf } from "../probe.js";
+import { countFds, fdTargets, rssOf } from "../../harness/probe.js";
 import { Connections } from "./connections.js";
 import { scrapeMetrics } from "./metrics.js";
 import { localScratch, remoteScratchPath } from "./scratch.js";

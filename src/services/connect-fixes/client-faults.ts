@@ -14,7 +14,7 @@
  * error is still tagged with its code and message in one of three documented shapes: a Connect unary
  * error body, a Connect end-of-stream frame, or the gRPC status (trailers for gRPC, a trailer frame
  * for gRPC-web). Only those three errors are reclassified, by their exact messages; every other
- * `internal` still means what it says. test/fuzz/connect-malformed.test.ts fails if an upgrade of
+ * `internal` still means what it says. test/integration/fuzz/connect-malformed.test.ts fails if an upgrade of
  * connect-es changes the messages.
  *
  * Upstream: connect-go weighed the same question (connectrpc/connect-go#595: what a mangled payload

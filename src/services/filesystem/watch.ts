@@ -33,16 +33,6 @@ export interface Watch {
   readonly close: (reason?: ConnectError) => Promise<void>;
 }
 
-let openWatches = 0;
-
-/**
- * How many chokidar watchers this process holds open, over every agent in it. Tests use it to
- * prove that a watch is released when its client goes away.
- */
-export function activeWatchCount(): number {
-  return openWatches;
-}
-
 /** The watches one service instance opened, so that disposing the service closes them all. */
 export class WatchGroup {
   private readonly watches = new Set<Watch>();
@@ -125,7 +115,6 @@ async function openWatch(
     ignorePermissionErrors: true,
     ...(recursive ? {} : { depth: 0 }),
   });
-  openWatches++;
 
   let closing: Promise<void> | undefined;
   const coalescer = new Coalescer((batch) => sink.events(batch));
@@ -139,11 +128,7 @@ async function openWatch(
     sink.ended(reason);
     closing = (async () => {
       onClose(watch);
-      try {
-        await watcher.close();
-      } finally {
-        openWatches--;
-      }
+      await watcher.close();
     })();
     return closing;
   };

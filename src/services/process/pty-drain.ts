@@ -10,7 +10,7 @@
  * terminalClosed tells from the same internals whether node-pty has closed the terminal.
  *
  * This reaches into node-pty's internals (`_socket`, `_fd`; node-pty is pinned in package.json);
- * test/process/pty-exit-output.test.ts fails if they change.
+ * test/unit/process/pty-exit-output.test.ts fails if they change.
  */
 import { readSync } from "node:fs";
 import type { Readable } from "node:stream";
