@@ -45,8 +45,14 @@ function pumpFlood(sink: { write(chunk: Buffer): boolean; once(event: "drain", l
     while (!stopped && !answered() && !sink.destroyed && sent < flood.bytes) {
       const piece = flood.trickleMs === undefined ? FLOOD_CHUNK.subarray(0, Math.min(FLOOD_CHUNK.length, flood.bytes - sent)) : FLOOD_CHUNK.subarray(0, 1);
       sent += piece.length;
-      if (!sink.write(piece)) return void sink.once("drain", pump);
-      if (flood.trickleMs !== undefined) return void (timer = setTimeout(pump, flood.trickleMs));
+      if (!sink.write(piece)) {
+        sink.once("drain", pump);
+        return;
+      }
+      if (flood.trickleMs !== undefined) {
+        timer = setTimeout(pump, flood.trickleMs);
+        return;
+      }
     }
   };
   pump();

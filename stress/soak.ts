@@ -98,7 +98,7 @@ async function soak(target: Target, tally: Tally): Promise<{ before: AgentResour
   try {
     await Promise.all(clients.map(async (client) => (await client.open()) && client.loop(running)));
   } finally {
-    clients.forEach((client) => client.close());
+    for (const client of clients) client.close();
     await sampler.end();
   }
   log(`clients done after ${Math.round((Date.now() - started) / 1000)} s (each finishes its operation, at most ${OPERATION_TIMEOUT_MS / 1000} s); settling`);

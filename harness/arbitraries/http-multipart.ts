@@ -187,6 +187,8 @@ export function multipartRequests(ctx: FuzzContext): fc.Arbitrary<RequestSpec> {
           }
           case "cut":
             return forTransport({ ...base, headers, body: [body], cutAfter: Math.floor(body.length * cutAt) });
+          default:
+            throw new Error(`unknown framing ${framing satisfies never}`);
         }
       });
     });

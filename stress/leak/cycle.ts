@@ -56,7 +56,10 @@ export class StepTimes {
       await op();
     } finally {
       let list = this.samples.get(name);
-      if (list === undefined) this.samples.set(name, (list = []));
+      if (list === undefined) {
+        list = [];
+        this.samples.set(name, list);
+      }
       list.push(performance.now() - started);
     }
   }

@@ -48,7 +48,10 @@ export class Tally {
 
   private counts(operation: string): { ok: number; failed: number } {
     let counts = this.byOperation.get(operation);
-    if (counts === undefined) this.byOperation.set(operation, (counts = { ok: 0, failed: 0 }));
+    if (counts === undefined) {
+      counts = { ok: 0, failed: 0 };
+      this.byOperation.set(operation, counts);
+    }
     return counts;
   }
 }

@@ -38,7 +38,7 @@ export interface Jdk {
 export async function findJdk(): Promise<Jdk | undefined> {
   const bins: string[] = [];
   const home = process.env.JAVA_HOME;
-  if (home !== undefined && home.startsWith("/")) bins.push(join(home, "bin"));
+  if (home?.startsWith("/")) bins.push(join(home, "bin"));
   const jshell = await findExecutable("jshell");
   if (jshell !== undefined) bins.push(dirname(await realpath(jshell).catch(() => jshell)));
   for (const bin of bins) {

@@ -58,7 +58,7 @@ export interface JShellDriverConfig {
 function defaultCacheDir(): string {
   if (process.getuid?.() === 0) return "/var/cache/sandbox-agent";
   const xdg = process.env.XDG_CACHE_HOME;
-  return join(xdg !== undefined && xdg.startsWith("/") ? xdg : join(homedir(), ".cache"), "sandbox-agent");
+  return join(xdg?.startsWith("/") ? xdg : join(homedir(), ".cache"), "sandbox-agent");
 }
 
 /**

@@ -118,7 +118,10 @@ export class KernelSession {
       message = decode(this.key, frames);
     } catch (err) {
       // A forged or garbled message is dropped, never acted on.
-      if (err instanceof WireError) return this.onProtocolError(new Error(`dropped ${channel} message: ${err.message}`));
+      if (err instanceof WireError) {
+        this.onProtocolError(new Error(`dropped ${channel} message: ${err.message}`));
+        return;
+      }
       throw err;
     }
     const parentId = message.parentHeader.msg_id;

@@ -83,9 +83,9 @@ function rewriteJsonError(bytes: Uint8Array, errorOf: (json: Record<string, unkn
 /** gRPC-web trailers travel as `name: value` lines in the last frame. */
 function grpcWebTrailer(payload: Uint8Array): Uint8Array | undefined {
   const lines = new TextDecoder().decode(payload).split("\r\n");
-  const valueOf = (name: string): string | undefined =>
+  const headerValue = (name: string): string | undefined =>
     lines.find((line) => line.toLowerCase().startsWith(`${name}:`))?.slice(name.length + 1).trim();
-  if (valueOf("grpc-status") !== GRPC_INTERNAL || !CLIENT_FAULT.test(percentDecoded(valueOf("grpc-message") ?? ""))) return undefined;
+  if (headerValue("grpc-status") !== GRPC_INTERNAL || !CLIENT_FAULT.test(percentDecoded(headerValue("grpc-message") ?? ""))) return undefined;
   const fixed = lines.map((line) => (line.toLowerCase().startsWith("grpc-status:") ? `grpc-status: ${GRPC_INVALID_ARGUMENT}` : line));
   return new TextEncoder().encode(fixed.join("\r\n"));
 }

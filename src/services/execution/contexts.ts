@@ -12,7 +12,7 @@ import { randomUUID } from "node:crypto";
 import { stat } from "node:fs/promises";
 import type { Logger } from "../../log.js";
 import type { Metrics } from "../../metrics.js";
-import { KernelCatalog, LanguageUnavailableError, UnknownLanguageError } from "../../kernels/catalog.js";
+import { type KernelCatalog, LanguageUnavailableError, UnknownLanguageError } from "../../kernels/catalog.js";
 import type { Kernel, KernelFactory } from "../../kernels/kernel.js";
 import type { KernelPool } from "../../kernels/pool.js";
 import { PathError, resolvePath } from "../../paths.js";
@@ -112,7 +112,7 @@ export class ContextRegistry {
   async create(language: string, cwd: string, user: User): Promise<ExecutionContext> {
     if (this.disposed) throw new ConnectError("the agent is shutting down", Code.Unavailable);
     const wanted = language === "" ? DEFAULT_LANGUAGE : language;
-    let resolved;
+    let resolved: Awaited<ReturnType<KernelCatalog["resolve"]>>;
     try {
       resolved = await this.catalog.resolve(wanted);
     } catch (err) {

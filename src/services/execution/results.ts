@@ -37,7 +37,7 @@ const DATA_MIMES = new Set(["application/vnd.dataresource+json", "application/vn
 /** Base64 payloads sometimes end with a newline; the SDKs decode them as they are. */
 const BASE64_FIELDS = new Set<TextField>(["png", "jpeg", "pdf"]);
 
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escape sequences start with control characters.
 const ANSI = /\u001b\[[0-9;?]*[ -/]*[@-~]|\u001b\][^\u0007]*\u0007/g;
 
 export function stripAnsi(text: string): string {

@@ -17,7 +17,10 @@ const permissionsByMode = new Map<number, string>();
 export function permissionString(mode: number): string {
   // A listing repeats a handful of modes thousands of times; there are at most 2^16 of them.
   let text = permissionsByMode.get(mode);
-  if (text === undefined) permissionsByMode.set(mode, (text = formatPermissions(mode)));
+  if (text === undefined) {
+    text = formatPermissions(mode);
+    permissionsByMode.set(mode, text);
+  }
   return text;
 }
 
@@ -58,7 +61,10 @@ export function memoizedNames(): Names {
   const groups = new Map<number, string>();
   const memo = (cache: Map<number, string>, lookup: (id: number) => string) => (id: number): string => {
     let name = cache.get(id);
-    if (name === undefined) cache.set(id, (name = lookup(id)));
+    if (name === undefined) {
+      name = lookup(id);
+      cache.set(id, name);
+    }
     return name;
   };
   return { user: memo(users, userName), group: memo(groups, groupName) };

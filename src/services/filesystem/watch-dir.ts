@@ -58,7 +58,9 @@ export function watchDirHandler(options: WatchDirOptions) {
     const buffer = new EventBuffer<WatchEvent>(options.maxQueued);
     let ended: { error?: ConnectError } | undefined;
     const watch = await options.watches.open(access, path, req.recursive, {
-      events: (batch) => batch.forEach((event) => buffer.push(event)),
+      events: (batch) => {
+        for (const event of batch) buffer.push(event);
+      },
       ended: (error) => {
         ended = { error };
         buffer.wake();

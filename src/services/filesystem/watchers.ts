@@ -56,7 +56,9 @@ export class PolledWatchers {
     const id = randomBytes(16).toString("base64url");
     const polled: Polled = { path, buffer: new EventBuffer(this.options.maxEvents), watch: undefined, idle: undefined, ended: undefined };
     polled.watch = await this.options.watches.open(access, path, recursive, {
-      events: (batch) => batch.forEach((event) => polled.buffer.push(event)),
+      events: (batch) => {
+        for (const event of batch) polled.buffer.push(event);
+      },
       ended: (error) => {
         polled.ended = { error };
       },

@@ -103,9 +103,15 @@ export class OutputFanout {
 
   private maybeResume(): void {
     if (!this.paused) return;
-    if (this.subscribers.size === 0) return this.setPaused(false);
+    if (this.subscribers.size === 0) {
+      this.setPaused(false);
+      return;
+    }
     for (const subscriber of this.subscribers) {
-      if (subscriber.queuedBytes <= this.limits.resumeBytes) return this.setPaused(false);
+      if (subscriber.queuedBytes <= this.limits.resumeBytes) {
+        this.setPaused(false);
+        return;
+      }
     }
   }
 

@@ -158,7 +158,10 @@ export async function startProcess(plan: ProcessPlan): Promise<ManagedProcess> {
   let earlyExit: Exit | undefined;
   const hooks: ChildHooks = {
     onOutput: (stream, chunk) => coalescer.push(stream, chunk),
-    onExit: (exit) => (proc === undefined ? (earlyExit = exit) : proc.finish(exit)),
+    onExit: (exit) => {
+      if (proc === undefined) earlyExit = exit;
+      else proc.finish(exit);
+    },
   };
   const { pty } = plan.spawn;
   const child = pty !== undefined ? spawnPty(plan.spawn, pty, hooks) : await spawnPipes(plan.spawn, hooks);

@@ -32,7 +32,10 @@ class TagIndex {
 
   set(tag: string, proc: ManagedProcess): void {
     let owners = this.byTag.get(tag);
-    if (owners === undefined) this.byTag.set(tag, (owners = new Map()));
+    if (owners === undefined) {
+      owners = new Map();
+      this.byTag.set(tag, owners);
+    }
     owners.set(proc.owner.uid, proc);
   }
 

@@ -247,7 +247,7 @@ async function attack(task: { pids: number[]; tcp: number[]; unix: string[]; sec
  * For every descriptor of the kernel processes, whether it is the same open file as one of the
  * agent's (kcmp KCMP_FILE, run as root): what a descriptor inherited without O_CLOEXEC would be.
  */
-const SHARED_FILES = String.raw`
+const SHARED_FILES = `
 import ctypes, errno, json, os, platform, sys
 SYS_KCMP = {"x86_64": 312, "aarch64": 272}[platform.machine()]
 KCMP_FILE = 0
@@ -331,7 +331,7 @@ for (const kind of KINDS) {
       const inet = inetSockets();
       const tcp = pids.flatMap((pid) => [...socketInodes(pid)].flatMap((inode) => {
         const row = inet.get(inode);
-        return row !== undefined && row.table.startsWith("tcp") && row.state === "0A" ? [row.port] : [];
+        return row?.table.startsWith("tcp") && row.state === "0A" ? [row.port] : [];
       }));
       const unix = unixSocketPaths(pids);
       const outputs: Collected[] = [];

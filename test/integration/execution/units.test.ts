@@ -174,8 +174,8 @@ describe("output cap for slow readers", () => {
     // Consecutive stdout merged into one frame, then the note, then the result.
     expect(out.map((f) => f.event.case)).toEqual(["stdout", "stderr", "result"]);
     expect(out[0]?.event.value).toMatchObject({ content: expect.any(String) });
-    expect((out[0]?.event.value as { content: string }).content.length).toBe(MAX_PENDING_TEXT);
-    expect((out[1]?.event.value as { content: string }).content).toContain(`${8 * chunk.length} characters of output were dropped`);
+    expect((out[0]!.event.value as { content: string }).content.length).toBe(MAX_PENDING_TEXT);
+    expect((out[1]!.event.value as { content: string }).content).toContain(`${8 * chunk.length} characters of output were dropped`);
   });
 });
 

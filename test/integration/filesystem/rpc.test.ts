@@ -20,7 +20,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FileType, Filesystem, type EntryInfo } from "../../../src/gen/sandboxagent/api_pb.js";
+import { FileType, Filesystem } from "../../../src/gen/sandboxagent/api_pb.js";
 import { AUTH, client, startTestAgent, tempDir, TRANSPORT_NAMES, type TestAgent } from "../../helpers/agent.js";
 import { expectConnectError } from "../../helpers/filesystem.js";
 

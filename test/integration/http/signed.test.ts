@@ -112,10 +112,10 @@ describe("signed upload URLs", () => {
     expect(inside.status).toBe(200);
     expect(await readFile(join(signedDir, "in.txt"), "utf8")).toBe("in");
 
-    const escape = join(dir, "escaped.txt");
-    const res = await postForm(uploadUrl(join(signedDir, "in.txt")), [file("x", "evil"), { name: "path", content: escape }], {});
+    const outside = join(dir, "escaped.txt");
+    const res = await postForm(uploadUrl(join(signedDir, "in.txt")), [file("x", "evil"), { name: "path", content: outside }], {});
     expect(res.status).toBe(403);
-    await expect(stat(escape)).rejects.toThrow();
+    await expect(stat(outside)).rejects.toThrow();
     expect(await readFile(join(signedDir, "in.txt"), "utf8")).toBe("in");
     expect(await leftovers(signedDir)).toEqual([]);
     expect(await leftovers(dir)).toEqual([]);

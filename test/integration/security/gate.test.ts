@@ -65,8 +65,14 @@ function attackHttp1(attack: Attack, trickle: boolean): Promise<Outcome> {
       while (sentWhenAnswered < 0 && sent < BODY_BYTES && !socket.destroyed) {
         const piece = trickle ? CHUNK.subarray(0, 1) : CHUNK;
         sent += piece.length;
-        if (!socket.write(piece)) return void socket.once("drain", pump);
-        if (trickle) return void (timer = setTimeout(pump, 50));
+        if (!socket.write(piece)) {
+          socket.once("drain", pump);
+          return;
+        }
+        if (trickle) {
+          timer = setTimeout(pump, 50);
+          return;
+        }
       }
     };
     socket.on("connect", () => {

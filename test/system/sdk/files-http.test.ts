@@ -7,17 +7,16 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tempDir, type TestAgent } from "../../helpers/agent.js";
+import { tempDir } from "../../helpers/agent.js";
 import { startSdkSession, type SdkSandbox, type SdkSession } from "../../helpers/sdk.js";
 
 let session: SdkSession;
-let agent: TestAgent;
 let dir: { path: string; cleanup: () => Promise<void> };
 let sbx: SdkSandbox;
 
 beforeAll(async () => {
   session = await startSdkSession();
-  ({ agent, sandbox: sbx } = session);
+  ({ sandbox: sbx } = session);
   dir = await tempDir("agent-sdk-files-");
 });
 afterAll(async () => {

@@ -3,18 +3,17 @@
  * and expects is in @scalebox/sdk's dist (Commands, Pty, ProcessManager).
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { eventually, tempDir, type TestAgent } from "../../helpers/agent.js";
+import { eventually, tempDir } from "../../helpers/agent.js";
 import { startSdkSession, type SdkSandbox, type SdkSession } from "../../helpers/sdk.js";
 import { groupMembers, isRunning } from "../../helpers/process.js";
 
 vi.mock(import("../../../src/users.js"), async (real) => (await import("../../helpers/users.js")).withIsolatedRootHome(await real()));
 
 let session: SdkSession;
-let agent: TestAgent;
 let sbx: SdkSandbox;
 beforeAll(async () => {
   session = await startSdkSession();
-  ({ agent, sandbox: sbx } = session);
+  ({ sandbox: sbx } = session);
 });
 afterAll(async () => {
   await session?.close();
@@ -99,7 +98,9 @@ describe("sdk commands", () => {
 describe("sdk pty", () => {
   it("starts a terminal, takes input, resizes and is killed", async () => {
     let output = "";
-    const terminal = await sbx.pty.start({ size: { cols: 100, rows: 30 }, onData: (data) => void (output += decoder.decode(data)) });
+    const terminal = await sbx.pty.start({ size: { cols: 100, rows: 30 }, onData: (data) => {
+        output += decoder.decode(data);
+      } });
     // The handle's pid getter throws until the start event has arrived.
     const pidOf = (): number => {
       try {

@@ -38,7 +38,7 @@ async function main() {
   })));
   process.on("SIGINT", () => {});
   const kernel = spawn(command, args, { stdio: "inherit" });
-  kernel.once("error", (err) => { process.stderr.write(command + ": " + err.message + "\n"); process.exit(127); });
+  kernel.once("error", (err) => { process.stderr.write(`${command}: ${err.message}\n`); process.exit(127); });
   kernel.once("exit", (code, signal) => {
     if (signal === null) process.exit(code === null ? 1 : code);
     process.removeAllListeners(signal);
@@ -47,4 +47,4 @@ async function main() {
     setTimeout(() => process.exit(1), 100);
   });
 }
-main().catch((err) => { process.stderr.write("kernel relay: " + err.message + "\n"); process.exit(1); });
+main().catch((err) => { process.stderr.write(`kernel relay: ${err.message}\n`); process.exit(1); });
