@@ -1,7 +1,9 @@
 /**
- * Chart data from the Python start-up formatter (kernels/jupyter/python/agent_startup.py) to the
- * proto `Chart`. The formatter's JSON is the agent's own, so anything off-shape is dropped rather
- * than reported: the figure's PNG still reaches the caller.
+ * Chart data to the proto `Chart`, from two sources: the Python start-up formatter's own MIME type
+ * (kernels/jupyter/python/agent_startup.py, for matplotlib figures), and a JSON display in any
+ * language whose object describes a chart (`{"type": "line", "title": …, "elements": […]}`), as
+ * the platform's SDK documents. Anything off-shape inside a description is dropped rather than
+ * reported: the display still reaches the caller as JSON (or the figure as PNG).
  */
 import { create } from "@bufbuild/protobuf";
 import {
@@ -71,6 +73,21 @@ function element(type: string, raw: unknown): ChartElement | undefined {
   }
 }
 
+const CHART_TYPES: ReadonlySet<string> = new Set(["line", "scatter", "bar", "pie", "box_and_whisker", "superchart"]);
+
+/**
+ * The chart a JSON display describes, if it describes one: a known `type` and a list of
+ * `elements`. Any other JSON is only JSON.
+ */
+export function chartOfJson(value: unknown): Chart | undefined {
+  if (!isObject(value) || typeof value.type !== "string" || !CHART_TYPES.has(value.type) || !Array.isArray(value.elements)) return undefined;
+  // A description names its axes at the top, as E2B's chart JSON does; the proto keeps them in `extra`.
+  const axes = Object.fromEntries(AXIS_FIELDS.filter((field) => value[field] !== undefined).map((field) => [field, value[field]]));
+  return toChart({ ...value, extra: { ...axes, ...(isObject(value.extra) ? value.extra : {}) } });
+}
+
+const AXIS_FIELDS = ["x_label", "y_label", "x_unit", "y_unit", "x_scale", "y_scale", "x_ticks", "y_ticks", "x_tick_labels", "y_tick_labels"] as const;
+
 export function toChart(raw: unknown): Chart | undefined {
   if (!isObject(raw) || typeof raw.type !== "string") return undefined;
   const type = raw.type;
@@ -78,7 +95,7 @@ export function toChart(raw: unknown): Chart | undefined {
     .map((item) => element(type, item))
     .filter((item): item is ChartElement => item !== undefined);
   const extra = isObject(raw.extra)
-    ? Object.fromEntries(Object.entries(raw.extra).map(([key, value]) => [key, str(value)]))
+    ? Object.fromEntries(Object.entries(raw.extra).map(([key, value]) => [key, isObject(value) || Array.isArray(value) ? JSON.stringify(value) : str(value)]))
     : {};
   return create(ChartSchema, { type, title: str(raw.title), elements, extra });
 }

@@ -14,7 +14,7 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ExecuteResponseSchema, ResultSchema, type ExecuteResponse } from "../../gen/sandboxagent/api_pb.js";
 import type { KernelEvent, MimeBundle } from "../../kernels/kernel.js";
-import { CHART_MIME, toChart } from "./chart.js";
+import { CHART_MIME, chartOfJson, toChart } from "./chart.js";
 
 type ResultInit = MessageInitShape<typeof ResultSchema>;
 type TextField = "text" | "html" | "markdown" | "svg" | "png" | "jpeg" | "pdf" | "latex" | "javascript";
@@ -44,6 +44,14 @@ export function stripAnsi(text: string): string {
   return text.replace(ANSI, "");
 }
 
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
 function asText(value: unknown): string {
   if (typeof value === "string") return value;
   if (Array.isArray(value)) return value.map(String).join("");
@@ -60,7 +68,12 @@ export function resultFields(data: MimeBundle): ResultInit {
       const text = asText(value);
       result[field] = BASE64_FIELDS.has(field) ? text.trim() : text;
     } else if (mime === "application/json") {
-      result.json = JSON.stringify(value);
+      // Kernels send an object (as the protocol wants) or its JSON text (tslab, IRkernel): the
+      // field carries JSON text either way, never a string quoted twice.
+      const parsed = typeof value === "string" ? parseJson(value) : value;
+      result.json = typeof value === "string" && parsed !== undefined ? value : JSON.stringify(value);
+      // A figure's own chart (CHART_MIME, below) wins over a JSON description in the same bundle.
+      result.chart ??= chartOfJson(parsed);
     } else if (DATA_MIMES.has(mime)) {
       result.data = typeof value === "string" ? value : JSON.stringify(value);
     } else if (mime === CHART_MIME) {

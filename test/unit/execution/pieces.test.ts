@@ -72,6 +72,22 @@ describe("results", () => {
     expect(fields.extra).toEqual({ "application/x-thing": '"raw"' });
   });
 
+  it("keeps JSON sent as text as it is, and reads a chart description from it", () => {
+    const chart = '{"type":"bar","title":"Ventes — 売上","elements":[{"label":"a","group":"g","value":3}]}';
+    const fields = resultFields({ "application/json": chart });
+    expect(fields.json).toBe(chart);
+    expect(fields.chart).toMatchObject({ type: "bar", title: "Ventes — 売上" });
+    expect(resultFields({ "application/json": "not json" }).json).toBe('"not json"');
+    expect(resultFields({ "application/json": { type: "histogram", elements: [] } }).chart).toBeUndefined();
+  });
+
+  it("prefers a figure's own chart to a JSON description in the same bundle", () => {
+    const figure = { type: "pie", title: "figure", elements: [] };
+    const described = { type: "line", title: "described", elements: [] };
+    expect(resultFields({ "application/vnd.sandbox-agent.chart+json": figure, "application/json": described }).chart?.title).toBe("figure");
+    expect(resultFields({ "application/json": described, "application/vnd.sandbox-agent.chart+json": figure }).chart?.title).toBe("figure");
+  });
+
   it("sends the trailing value once, merged into the summary, and flags the result after a clear", () => {
     const frames: ExecuteResponse[] = [];
     const stream = new ResultStream((frame) => frames.push(frame));
