@@ -48,9 +48,13 @@ export function verifySignedUrl(
   token: string,
   defaultUser: string,
   maxLifetimeSeconds: number,
+  dialect: { readonly raw?: boolean } = {},
   nowSeconds = Math.floor(Date.now() / 1000),
 ): string {
   const user = params.username ?? defaultUser;
+  // envd signs the raw query values, "" for an absent path or user; the user acted as is the default.
+  const signedUser = dialect.raw === true ? (params.username ?? "") : user;
+  const signedPath = dialect.raw === true ? (path ?? "") : signaturePath(path);
   let expiration: number | undefined;
   if (params.expiration !== undefined) {
     if (!/^\d{1,12}$/.test(params.expiration)) throw new AuthError("invalid signature expiration");
@@ -61,7 +65,7 @@ export function verifySignedUrl(
       throw new AuthError(`signature_expiration lies more than ${maxLifetimeSeconds} s ahead (the agent's --signed-url-max-seconds)`);
     }
   }
-  const expected = signature(signaturePath(path), op, user, token, expiration);
+  const expected = signature(signedPath, op, signedUser, token, expiration);
   if (!secretEquals(params.signature, expected)) throw new AuthError("invalid signature");
   return user;
 }

@@ -11,14 +11,20 @@
  * HTTP/2 stream reset (net/one-port.ts).
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { AuthError, checkAccessToken, resolveUser, userNameFromHeaders, verifySignedUrl, type Operation } from "./auth.js";
+import { AuthError, resolveUser, userNameFromHeaders, verifySignedUrl, type Operation } from "./auth.js";
+import type { SandboxSettings } from "./sandbox-settings.js";
 import type { User } from "./users.js";
 
 export interface RouteAccess {
   /** No token needed (health). */
   readonly public?: boolean;
-  /** A signed URL for this operation is accepted instead of the token; `path` is what was signed. */
-  readonly signed?: { readonly op: Operation; readonly path: (req: FastifyRequest) => string | undefined };
+  /**
+   * A signed URL for this operation is accepted instead of the token; `path` is what was signed.
+   * `envd`: signed as envd signs `/files` URLs, over the raw path and user query values ("" when absent).
+   */
+  readonly signed?: { readonly op: Operation; readonly path: (req: FastifyRequest) => string | undefined; readonly envd?: boolean };
+  /** POST /init: open while no token is set, then only to the token's holder (sandbox-settings.ts). */
+  readonly init?: boolean;
 }
 
 declare module "fastify" {
@@ -32,8 +38,7 @@ declare module "fastify" {
 }
 
 export interface GateOptions {
-  readonly token: string;
-  readonly defaultUser: string;
+  readonly settings: SandboxSettings;
   readonly signedUrlMaxSeconds: number;
 }
 
@@ -46,20 +51,32 @@ const GRPC_UNAUTHENTICATED = "16";
 
 /** Who is calling: the user the token or the signed URL names; AuthError when neither holds. */
 function authenticate(req: FastifyRequest, access: RouteAccess, options: GateOptions): User {
-  const signature = access.signed === undefined ? undefined : single((req.query as Query | undefined)?.signature);
+  const { settings } = options;
+  const fromHeaders = (): string => userNameFromHeaders((name) => req.headers[name], settings.defaultUser);
+  const query = req.query as Query | undefined;
+  if (settings.open) {
+    // `--auth none`: no credentials; a file route's `username` still names the user.
+    return resolveUser((access.signed !== undefined ? single(query?.username) : undefined) ?? fromHeaders());
+  }
+  const token = settings.accessToken;
+  if (token === undefined) throw new AuthError("the sandbox is not initialised yet: POST /init sets its access token");
+  const signature = access.signed === undefined ? undefined : single(query?.signature);
   let userName: string;
   if (access.signed !== undefined && signature !== undefined) {
-    const query = req.query as Query;
+    const username = single(query?.username);
     userName = verifySignedUrl(
-      { signature, expiration: single(query.signature_expiration), username: single(query.username) },
+      { signature, expiration: single(query?.signature_expiration), username },
       access.signed.path(req),
       access.signed.op,
-      options.token,
-      options.defaultUser,
+      token,
+      settings.defaultUser,
       options.signedUrlMaxSeconds,
+      { raw: access.signed.envd === true },
     );
-  } else if (checkAccessToken(single(req.headers["x-access-token"]), options.token)) {
-    userName = userNameFromHeaders((name) => req.headers[name], options.defaultUser);
+  } else if (settings.tokenMatches(single(req.headers["x-access-token"]))) {
+    userName = fromHeaders();
+    // envd's file routes name the user in the query.
+    if (access.signed?.envd === true) userName = single(query?.username) ?? userName;
   } else {
     throw new AuthError("missing or invalid access token");
   }
@@ -122,6 +139,10 @@ export function gate(options: GateOptions) {
     const access = req.routeOptions.config?.access ?? {};
     if (access.public) return;
     try {
+      if (access.init) {
+        if (!options.settings.mayInit(single(req.headers["x-access-token"]))) throw new AuthError("missing or invalid access token");
+        return;
+      }
       req.caller = authenticate(req, access, options);
     } catch (err) {
       if (!(err instanceof AuthError)) throw err;

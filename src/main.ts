@@ -24,7 +24,7 @@ async function main(argv: string[]): Promise<void> {
   try {
     config = loadConfig(argv);
     let accessToken = config.accessToken;
-    if (accessToken === undefined) {
+    if (accessToken === undefined && config.auth === "token") {
       accessToken = randomBytes(24).toString("base64url");
       // Printed once, on stderr, so an operator starting the agent by hand can call it.
       process.stderr.write(`sandbox-agent: no access token configured; generated one: ${accessToken}\n`);

@@ -9,6 +9,7 @@ import type { Config } from "./config.js";
 import { gate } from "./gate.js";
 import { downloadRoutes } from "./http/download.js";
 import { registerCors } from "./http/cors.js";
+import { envdRoutes } from "./e2b/envd-routes.js";
 import { healthRoutes } from "./http/health.js";
 import { metricsRoutes } from "./http/metrics.js";
 import { uploadRoutes } from "./http/upload.js";
@@ -17,9 +18,11 @@ import { callerValues } from "./services/caller.js";
 import { applyConnectFixes, RPC_JSON_OPTIONS } from "./services/connect-fixes/index.js";
 import { createServices } from "./services/index.js";
 import { createMetrics, type Metrics } from "./metrics.js";
+import { SandboxSettings } from "./sandbox-settings.js";
 
 export interface AgentOptions extends Config {
-  readonly accessToken: string;
+  /** Required with `auth: "token"`; with the other modes, /init may set one. */
+  readonly accessToken: string | undefined;
   /** Where log lines go (default stdout); tests capture them here. */
   readonly logStream?: NodeJS.WritableStream;
 }
@@ -55,18 +58,21 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
   // preflights are requests an operator counts too.
   observeRequests(app, metrics);
   registerCors(app);
-  const services = createServices({ config, log: app.log, metrics });
+  if (config.auth === "token" && config.accessToken === undefined) throw new Error("auth mode token needs an access token");
+  const settings = new SandboxSettings(config.auth, { token: config.accessToken, defaultUser: config.defaultUser, defaultWorkdir: config.defaultWorkdir });
+  const services = createServices({ config, log: app.log, metrics, settings });
   app.addHook("onClose", async () => services.dispose());
 
   // After CORS, which answers preflights itself; before anything reads a body (src/gate.ts).
   app.decorateRequest("caller", null as never);
-  app.addHook("onRequest", gate({ token: config.accessToken, defaultUser: config.defaultUser, signedUrlMaxSeconds: config.signedUrlMaxSeconds }));
+  app.addHook("onRequest", gate({ settings, signedUrlMaxSeconds: config.signedUrlMaxSeconds }));
 
   await app.register(async (plain) => {
     await plain.register(healthRoutes);
     await plain.register(uploadRoutes, { config });
     await plain.register(downloadRoutes);
     await plain.register(metricsRoutes, { metrics });
+    await plain.register(envdRoutes, { config, settings });
   });
 
   await app.register(fastifyConnectPlugin, {

@@ -7,6 +7,14 @@
  * scratch directory, commands from an allow-list) with `overrides`.
  */
 import fc from "fast-check";
+
+/**
+ * envd's services carry the agent's own messages under the packages `filesystem` and `process`
+ * (src/e2b/bridge.ts): their fields and RPCs are fuzzed by the agent's rules.
+ */
+export function ownTypeName(typeName: string): string {
+  return typeName.replace(/^(filesystem|process)\./, "sandboxagent.");
+}
 import { create, ScalarType, type DescEnum, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
 
 export interface MessageOverrides {
@@ -98,10 +106,10 @@ function sized<T>(item: fc.Arbitrary<T>): fc.Arbitrary<T[]> {
   );
 }
 
-const pinnedField = (field: DescField, overrides: MessageOverrides): boolean => `${field.parent.typeName}.${field.name}` in (overrides.fields ?? {});
+const pinnedField = (field: DescField, overrides: MessageOverrides): boolean => `${ownTypeName(field.parent.typeName)}.${field.name}` in (overrides.fields ?? {});
 
 function fieldValue(field: DescField, overrides: MessageOverrides, depth: number): fc.Arbitrary<unknown> {
-  const pinned = overrides.fields?.[`${field.parent.typeName}.${field.name}`];
+  const pinned = overrides.fields?.[`${ownTypeName(field.parent.typeName)}.${field.name}`];
   if (pinned !== undefined) return pinned;
   const strings = overrides.strings ?? awkwardString;
   switch (field.fieldKind) {
@@ -131,7 +139,7 @@ function fieldValue(field: DescField, overrides: MessageOverrides, depth: number
 
 /** An init object for `create(desc, init)`: each field present or not, oneofs with one case set. */
 export function messageInit(desc: DescMessage, overrides: MessageOverrides = {}, depth = 0): fc.Arbitrary<Record<string, unknown>> {
-  const whole = overrides.messages?.[desc.typeName];
+  const whole = overrides.messages?.[ownTypeName(desc.typeName)];
   if (whole !== undefined) return whole;
   if (depth > MAX_DEPTH) return fc.constant({});
   const parts: fc.Arbitrary<[string, unknown] | undefined>[] = [];

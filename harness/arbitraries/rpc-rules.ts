@@ -26,7 +26,7 @@ import type {
 } from "../../src/gen/sandboxagent/api_pb.js";
 import { DEFAULT_LANGUAGES } from "../../src/kernels/languages.js";
 import type { FuzzContext } from "./context.js";
-import { awkwardString, type MessageOverrides } from "./proto-values.js";
+import { awkwardString, ownTypeName, type MessageOverrides } from "./proto-values.js";
 
 export interface RpcRule {
   /** Why the agent must not act on this request message, or undefined when it may. */
@@ -301,7 +301,7 @@ const RULES: Readonly<Record<string, RpcRule>> = {
 };
 
 export function methodKey(method: DescMethod): string {
-  return `${method.parent.typeName}/${method.name}`;
+  return `${ownTypeName(method.parent.typeName)}/${method.name}`;
 }
 
 /** Whether a rule was written for this RPC (an RPC without one is fuzzed under `unknownRpcRule`). */

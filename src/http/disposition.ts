@@ -16,8 +16,17 @@ function percentEncodeUtf8(text: string): string {
 
 /** `name` comes from a percent-decoded URL, so it is well-formed UTF-16. */
 export function attachment(name: string): string {
+  return disposition("attachment", name);
+}
+
+/** Shown in place, named: what envd's GET /files answers (http.ServeContent's callers set it so). */
+export function inline(name: string): string {
+  return disposition("inline", name);
+}
+
+function disposition(kind: "attachment" | "inline", name: string): string {
   const fallback = name.replace(UNSAFE_IN_QUOTED, "_");
   const encoded = percentEncodeUtf8(name);
-  if (fallback === name) return `attachment; filename="${name}"`;
-  return `attachment; filename="${fallback}"; filename*=UTF-8''${encoded}`;
+  if (fallback === name) return `${kind}; filename="${name}"`;
+  return `${kind}; filename="${fallback}"; filename*=UTF-8''${encoded}`;
 }

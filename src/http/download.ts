@@ -119,7 +119,14 @@ async function download(req: FastifyRequest, reply: FastifyReply): Promise<Fasti
   } catch (err) {
     throw fsHttpError(err, "open", rest);
   }
+  return sendFile(req, reply, path, attachment);
+}
 
+/**
+ * Sends the file at `path` (resolved) as the caller, with validators, conditional requests and
+ * single ranges; `disposition` names it for the client (a download, or envd's inline).
+ */
+export async function sendFile(req: FastifyRequest, reply: FastifyReply, path: string, disposition: (name: string) => string): Promise<FastifyReply> {
   const fd = await openFile(req.caller, path);
   let handedOver = false;
   try {
@@ -147,7 +154,7 @@ async function download(req: FastifyRequest, reply: FastifyReply): Promise<Fasti
       .code(range.kind === "partial" ? 206 : 200)
       .header("content-type", contentTypeFor(path))
       .header("content-length", String(length))
-      .header("content-disposition", attachment(posix.basename(path)))
+      .header("content-disposition", disposition(posix.basename(path)))
       .header("x-content-type-options", "nosniff");
     if (range.kind === "partial") reply.header("content-range", contentRange(range, size));
     if (req.method === "HEAD" || length === 0) return reply.send();

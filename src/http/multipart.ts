@@ -33,6 +33,8 @@ export interface FormOptions<T> {
   readonly receive: (part: FilePart, fieldsSoFar: ReadonlyMap<string, readonly string[]>) => Promise<T>;
   /** Undoes a received file when the form fails after it. */
   readonly discard: (file: T) => Promise<void>;
+  /** The body, when not the request's own bytes (decompressed, for one). */
+  readonly source?: Readable;
 }
 
 /** Paths are what fields carry here; PATH_MAX bounds them, so larger fields are not ours. */
@@ -73,6 +75,7 @@ export function receiveForm<T>(req: FastifyRequest, options: FormOptions<T>): Pr
   }
 
   const raw = req.raw;
+  const body = options.source ?? raw;
   const fields = new Map<string, string[]>();
   const received: Promise<T>[] = [];
   let failure: HttpError | undefined;
@@ -99,7 +102,7 @@ export function receiveForm<T>(req: FastifyRequest, options: FormOptions<T>): Pr
     const fail = (err: HttpError): void => {
       if (failure !== undefined) return;
       failure = err;
-      raw.unpipe(parser);
+      body.unpipe(parser);
       // Most failures are noticed inside busboy's own callbacks, which go on using the parser
       // after they return: destroy it once they have. That ends the part being received with an
       // error, which ends its `receive`.
@@ -144,6 +147,7 @@ export function receiveForm<T>(req: FastifyRequest, options: FormOptions<T>): Pr
       if (!raw.complete) fail(new HttpError(400, "upload interrupted: the client closed the connection"));
     });
     raw.on("error", (err) => fail(new HttpError(400, `upload interrupted: ${err.message}`)));
-    raw.pipe(parser);
+    if (body !== raw) body.on("error", (err) => fail(new HttpError(400, `invalid request body: ${err.message}`)));
+    body.pipe(parser);
   });
 }

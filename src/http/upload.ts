@@ -17,7 +17,7 @@ import { checkSignedScope, placeFiles, tentativeTarget, type Placement, type Pro
 /** Mode of a new file (the usual 0666 under the usual 022 umask); a replaced file keeps its own. */
 const NEW_FILE_MODE = 0o644;
 
-interface Received {
+export interface Received {
   readonly fileName: string | undefined;
   readonly file: StagedFile;
 }
@@ -30,16 +30,16 @@ function queryValue(req: FastifyRequest, name: string): string | undefined {
 }
 
 /** `?path=` as the SDK signs it; an empty value means no path, as in `signaturePath`. */
-function queryPath(req: FastifyRequest): string | undefined {
+export function queryPath(req: FastifyRequest): string | undefined {
   const path = queryValue(req, "path");
   return path === "" ? undefined : path;
 }
 
 /** Authorised by a signed URL, which allows writing its own path only (see access.ts). */
-const isSigned = (req: FastifyRequest): boolean => queryValue(req, "signature") !== undefined;
+export const isSigned = (req: FastifyRequest): boolean => queryValue(req, "signature") !== undefined;
 
 /** What is at a path, as the caller sees it. */
-const probeFor = (access: FileAccess): Probe => async (path) => {
+export const probeFor = (access: FileAccess): Probe => async (path) => {
   try {
     return (await access.stat(path)).isDirectory() ? "directory" : "other";
   } catch {
@@ -83,7 +83,7 @@ function firstNonEmpty(values: readonly string[] | undefined): string | undefine
 }
 
 /** Stages one file part beside where it will most likely go, which is where it goes for the SDK. */
-async function receivePart(
+export async function receivePart(
   part: FilePart,
   fieldsSoFar: ReadonlyMap<string, readonly string[]>,
   req: FastifyRequest,
@@ -118,7 +118,7 @@ async function receivePart(
  * staged file there and gives it its final mode. The staged file takes the target's directory
  * handle over.
  */
-async function prepare(file: StagedFile, placement: Placement, access: FileAccess): Promise<Anchor> {
+export async function prepare(file: StagedFile, placement: Placement, access: FileAccess): Promise<Anchor> {
   const target = await writeTarget(access, placement.target);
   let existing: FileStats | undefined;
   try {
@@ -149,7 +149,7 @@ async function upload(req: FastifyRequest, reply: FastifyReply, config: Config):
  * HTTP/1.1 closes the connection after the answer; HTTP/2 ends just the stream once the answer is
  * out, for every request (net/one-port.ts).
  */
-function refuseRestOfBody(req: FastifyRequest, reply: FastifyReply): void {
+export function refuseRestOfBody(req: FastifyRequest, reply: FastifyReply): void {
   if (req.raw.httpVersionMajor === 1) reply.header("connection", "close");
 }
 

@@ -4,13 +4,14 @@
  * implement anything else.
  */
 import type { ConnectRouter } from "@connectrpc/connect";
+import { EnvdFilesystem, EnvdProcess } from "../e2b/envd-services.js";
 import { ContextService, ExecutionService, Filesystem, Process } from "../gen/sandboxagent/api_pb.js";
 import { createExecutionServices } from "./execution/index.js";
 import { createFilesystemService } from "./filesystem/index.js";
 import { createProcessService } from "./process/index.js";
 import type { ServiceDeps, ServiceFactory } from "./service-module.js";
 
-export const SERVED_SERVICES = [Filesystem, Process, ExecutionService, ContextService] as const;
+export const SERVED_SERVICES = [Filesystem, Process, ExecutionService, ContextService, EnvdFilesystem, EnvdProcess] as const;
 
 const FACTORIES: readonly ServiceFactory[] = [createFilesystemService, createProcessService, createExecutionServices];
 

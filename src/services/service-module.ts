@@ -7,11 +7,14 @@ import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
+import type { SandboxSettings } from "../sandbox-settings.js";
 
 export interface ServiceDeps {
   readonly config: Config;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** Token, default user and workdir, sandbox env vars: what POST /init may change while the agent runs. */
+  readonly settings: SandboxSettings;
 }
 
 /** A service descriptor paired with its implementation, checked against each other by type. */

@@ -25,7 +25,8 @@ const fixture = (name: string): Promise<Buffer> => readFile(new URL(`../fixtures
 /** A real agent on 127.0.0.1 with a random port, TLS enabled from the test certificate. */
 export async function startTestAgent(overrides: Partial<Config> & Pick<AgentOptions, "logStream"> = {}): Promise<TestAgent> {
   const tls = { cert: await fixture("cert.pem"), key: await fixture("key.pem") };
-  const agent = await startAgent({ ...configWith({ tls, ...overrides }), accessToken: overrides.accessToken ?? TOKEN });
+  const tokenMode = (overrides.auth ?? "token") === "token";
+  const agent = await startAgent({ ...configWith({ tls, ...overrides }), accessToken: tokenMode ? (overrides.accessToken ?? TOKEN) : overrides.accessToken });
   return { ...agent, token: overrides.accessToken ?? TOKEN, tlsUrl: agent.url.replace("http://", "https://") };
 }
 

@@ -25,17 +25,17 @@ describe("signed URLs", () => {
 
   it("accepts a valid signature with and without expiration and returns its user", () => {
     const plain = signature("/a", "read", "user", token);
-    expect(verifySignedUrl({ signature: plain, expiration: undefined, username: "user" }, "/a", "read", token, "root", WEEK, now)).toBe("user");
+    expect(verifySignedUrl({ signature: plain, expiration: undefined, username: "user" }, "/a", "read", token, "root", WEEK, {}, now)).toBe("user");
     const exp = now + 60;
     const timed = signature("/a", "read", "root", token, exp);
-    expect(verifySignedUrl({ signature: timed, expiration: String(exp), username: undefined }, "a", "read", token, "root", WEEK, now)).toBe("root");
+    expect(verifySignedUrl({ signature: timed, expiration: String(exp), username: undefined }, "a", "read", token, "root", WEEK, {}, now)).toBe("root");
   });
 
   it("refuses expired, tampered, wrong-operation and malformed signatures", () => {
     const exp = now - 1;
     const expired = signature("/a", "read", "root", token, exp);
     const refuse = (sig: string, expiration: string | undefined, path: string, op: "read" | "write", user?: string): void => {
-      expect(() => verifySignedUrl({ signature: sig, expiration, username: user }, path, op, token, "root", WEEK, now)).toThrow(AuthError);
+      expect(() => verifySignedUrl({ signature: sig, expiration, username: user }, path, op, token, "root", WEEK, {}, now)).toThrow(AuthError);
     };
     refuse(expired, String(exp), "/a", "read");
     const good = signature("/a", "read", "root", token);

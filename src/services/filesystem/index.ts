@@ -3,6 +3,8 @@
  * watchers), sharing entry-info.ts for what an entry looks like and watch.ts for how a directory
  * is watched.
  */
+import type { ServiceImpl } from "@connectrpc/connect";
+import { EnvdFilesystem, envdFilesystem } from "../../e2b/envd-services.js";
 import { Filesystem } from "../../gen/sandboxagent/api_pb.js";
 import { implement, type ServiceDeps, type ServiceModule } from "../service-module.js";
 import { listDir } from "./list-dir.js";
@@ -18,18 +20,18 @@ export function createFilesystemService(deps: ServiceDeps): ServiceModule {
   const watches = new WatchGroup();
   deps.metrics.observe("watchers", "File watchers open (streamed and polled)", () => watches.size);
   const polled = new PolledWatchers({ watches, maxEvents: deps.config.watcherMaxEvents, idleMs: deps.config.watcherIdleMs });
+  const impl: ServiceImpl<typeof Filesystem> = {
+    stat,
+    makeDir,
+    move,
+    listDir,
+    remove,
+    watchDir: watchDirHandler({ watches, maxQueued: deps.config.watcherMaxEvents, defaultTimeoutMs: deps.config.watchDefaultTimeoutMs }),
+    ...watcherHandlers(polled),
+  };
   return {
-    implementations: [
-      implement(Filesystem, {
-      stat,
-      makeDir,
-      move,
-      listDir,
-      remove,
-      watchDir: watchDirHandler({ watches, maxQueued: deps.config.watcherMaxEvents, defaultTimeoutMs: deps.config.watchDefaultTimeoutMs }),
-      ...watcherHandlers(polled),
-      }),
-    ],
+    // One implementation, served under the agent's name and under envd's (src/e2b/).
+    implementations: [implement(Filesystem, impl), implement(EnvdFilesystem, envdFilesystem(impl))],
     dispose: async () => {
       await polled.closeAll();
       // Ends every WatchDir stream still open (with `unavailable`) and releases its inotify watches.

@@ -1,7 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import {
-  FilesystemEventSchema,
   WatchDirResponseSchema,
   WatchDirResponse_KeepAliveSchema,
   WatchDirResponse_StartEventSchema,
@@ -12,6 +11,7 @@ import { fileAccessFor } from "../../user-fs/access.js";
 import { callerOf } from "../caller.js";
 import { KEEPALIVE_HEADER, keepaliveIntervalMs } from "../keepalive.js";
 import { EventBuffer } from "./event-buffer.js";
+import { eventMessage } from "./event-entry.js";
 import { resolveFor } from "./resolve.js";
 import type { WatchEvent, WatchGroup } from "./watch.js";
 
@@ -87,7 +87,7 @@ export function watchDirHandler(options: WatchDirOptions) {
       while (!ctx.signal.aborted) {
         const event = buffer.shift();
         if (event !== undefined) {
-          yield message({ case: "filesystem", value: create(FilesystemEventSchema, event) });
+          yield message({ case: "filesystem", value: await eventMessage(event, path, req.includeEntry ? access : undefined) });
           continue;
         }
         const lost = buffer.takeLost();

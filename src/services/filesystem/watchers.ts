@@ -15,11 +15,11 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { randomBytes } from "node:crypto";
 import {
   CreateWatcherResponseSchema,
-  FilesystemEventSchema,
   GetWatcherEventsResponseSchema,
   RemoveWatcherResponseSchema,
   type CreateWatcherRequest,
   type CreateWatcherResponse,
+  type FilesystemEvent,
   type GetWatcherEventsRequest,
   type GetWatcherEventsResponse,
   type RemoveWatcherRequest,
@@ -28,6 +28,7 @@ import {
 import { fileAccessFor, type FileAccess } from "../../user-fs/access.js";
 import { callerOf } from "../caller.js";
 import { EventBuffer } from "./event-buffer.js";
+import { eventMessage } from "./event-entry.js";
 import { resolveFor } from "./resolve.js";
 import type { Watch, WatchEvent, WatchGroup } from "./watch.js";
 
@@ -39,6 +40,8 @@ export interface PolledWatcherOptions {
 
 interface Polled {
   readonly path: string;
+  /** The creator's access, when events carry their entries. */
+  readonly entries: FileAccess | undefined;
   readonly buffer: EventBuffer<WatchEvent>;
   /** Both set once the watch is ready. */
   watch: Watch | undefined;
@@ -52,9 +55,17 @@ export class PolledWatchers {
   constructor(private readonly options: PolledWatcherOptions) {}
 
   /** `signal` stops the setup (see WatchGroup.open); once created, the watcher outlives the request. */
-  async create(access: FileAccess, path: string, recursive: boolean, signal?: AbortSignal): Promise<string> {
+  /** `includeEntry`: events carry their entry (event-entry.ts), read as the creator when polled. */
+  async create(access: FileAccess, path: string, recursive: boolean, includeEntry: boolean, signal?: AbortSignal): Promise<string> {
     const id = randomBytes(16).toString("base64url");
-    const polled: Polled = { path, buffer: new EventBuffer(this.options.maxEvents), watch: undefined, idle: undefined, ended: undefined };
+    const polled: Polled = {
+      path,
+      entries: includeEntry ? access : undefined,
+      buffer: new EventBuffer(this.options.maxEvents),
+      watch: undefined,
+      idle: undefined,
+      ended: undefined,
+    };
     polled.watch = await this.options.watches.open(access, path, recursive, {
       events: (batch) => {
         for (const event of batch) polled.buffer.push(event);
@@ -70,11 +81,11 @@ export class PolledWatchers {
     return id;
   }
 
-  take(id: string): WatchEvent[] {
+  async take(id: string): Promise<FilesystemEvent[]> {
     const polled = this.find(id);
     polled.idle?.refresh();
     const events = polled.buffer.takeAll();
-    if (events.length > 0) return events;
+    if (events.length > 0) return Promise.all(events.map((event) => eventMessage(event, polled.path, polled.entries)));
     const lost = polled.buffer.takeLost();
     if (lost > 0) {
       throw new ConnectError(
@@ -113,13 +124,13 @@ export function watcherHandlers(watchers: PolledWatchers) {
     async createWatcher(req: CreateWatcherRequest, ctx: HandlerContext): Promise<CreateWatcherResponse> {
       const user = callerOf(ctx);
       const path = resolveFor(req.path, user);
-      return create(CreateWatcherResponseSchema, { watcherId: await watchers.create(fileAccessFor(user), path, req.recursive, ctx.signal) });
+      return create(CreateWatcherResponseSchema, { watcherId: await watchers.create(fileAccessFor(user), path, req.recursive, req.includeEntry ?? false, ctx.signal) });
     },
 
     async getWatcherEvents(req: GetWatcherEventsRequest, ctx: HandlerContext): Promise<GetWatcherEventsResponse> {
       // Any caller with the token may poll: the unguessable id is the capability, as in envd.
       callerOf(ctx);
-      const events = watchers.take(req.watcherId).map((event) => create(FilesystemEventSchema, event));
+      const events = await watchers.take(req.watcherId);
       return create(GetWatcherEventsResponseSchema, { events });
     },
 

@@ -20,6 +20,8 @@ export interface SpawnRequest {
   readonly launch: SealedLaunch;
   readonly cwd: string;
   readonly pty: { readonly cols: number; readonly rows: number } | undefined;
+  /** Pipes only: false gives the child /dev/null as stdin, so a program that reads it ends at once. */
+  readonly stdin: boolean;
 }
 
 export interface Child {

@@ -3,6 +3,8 @@
  * them input, resize and signal them. Handlers share one process table; dispose kills what is
  * still running.
  */
+import type { ServiceImpl } from "@connectrpc/connect";
+import { EnvdProcess, envdProcess } from "../../e2b/envd-services.js";
 import { Process } from "../../gen/sandboxagent/api_pb.js";
 import { implement, type ServiceDeps, type ServiceModule } from "../service-module.js";
 import { connect } from "./connect.js";
@@ -16,19 +18,19 @@ import { update } from "./update.js";
 export function createProcessService(deps: ServiceDeps): ServiceModule {
   const table = new ProcessTable();
   deps.metrics.observe("processes", "Processes running", () => table.running().length);
+  const impl: ServiceImpl<typeof Process> = {
+    list: (req, ctx) => list(table, req, ctx),
+    connect: (req, ctx) => connect(table, req, ctx),
+    start: (req, ctx) => start(table, deps.settings, req, ctx),
+    update: (req, ctx) => update(table, req, ctx),
+    streamInput: (requests, ctx) => streamInput(table, requests, ctx),
+    sendInput: (req, ctx) => sendInput(table, req, ctx),
+    sendSignal: (req, ctx) => sendSignal(table, req, ctx),
+    closeStdin: (req, ctx) => closeStdin(table, req, ctx),
+  };
   return {
-    implementations: [
-      implement(Process, {
-      list: (req, ctx) => list(table, req, ctx),
-      connect: (req, ctx) => connect(table, req, ctx),
-      start: (req, ctx) => start(table, req, ctx),
-      update: (req, ctx) => update(table, req, ctx),
-      streamInput: (requests, ctx) => streamInput(table, requests, ctx),
-      sendInput: (req, ctx) => sendInput(table, req, ctx),
-      sendSignal: (req, ctx) => sendSignal(table, req, ctx),
-      closeStdin: (req, ctx) => closeStdin(table, req, ctx),
-      }),
-    ],
+    // One implementation, served under the agent's name and under envd's (src/e2b/).
+    implementations: [implement(Process, impl), implement(EnvdProcess, envdProcess(impl))],
     dispose: () => table.dispose(),
   };
 }

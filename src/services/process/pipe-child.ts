@@ -1,5 +1,6 @@
 /** A child with stdin, stdout and stderr pipes, leading its own session and process group. */
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawn, type ChildProcessByStdio } from "node:child_process";
+import type { Readable, Writable } from "node:stream";
 import { Code } from "@connectrpc/connect";
 import { errnoOf } from "../../errors.js";
 import { InputClosedError, type Child, type ChildHooks, type SpawnRequest } from "./child.js";
@@ -21,7 +22,7 @@ function spawnFailure(err: unknown, cmd: string): SpawnError {
 
 export function spawnPipes(request: SpawnRequest, hooks: ChildHooks): Promise<Child> {
   const { launch } = request;
-  let child: ChildProcessWithoutNullStreams;
+  let child: ChildProcessByStdio<Writable | null, Readable, Readable>;
   try {
     child = spawn(launch.file, [...launch.args], {
       cwd: request.cwd,
@@ -29,9 +30,9 @@ export function spawnPipes(request: SpawnRequest, hooks: ChildHooks): Promise<Ch
       // setsid(): the child leads a new session and process group, so a signal to -pid reaches
       // everything it starts, and it has no controlling terminal of ours.
       detached: true,
-      stdio: ["pipe", "pipe", "pipe"],
+      stdio: [request.stdin ? "pipe" : "ignore", "pipe", "pipe"],
       ...launchIds(launch),
-    });
+    }) as ChildProcessByStdio<Writable | null, Readable, Readable>; // stdout and stderr are always pipes
   } catch (err) {
     // Some failures (E2BIG, EINVAL) are thrown at once…
     return Promise.reject(spawnFailure(err, request.cmd));
@@ -72,7 +73,7 @@ export function spawnPipes(request: SpawnRequest, hooks: ChildHooks): Promise<Ch
       settle();
     });
   }
-  stdin.on("error", () => {}); // EPIPE when the child exits or closes its stdin: reported by write()
+  stdin?.on("error", () => {}); // EPIPE when the child exits or closes its stdin: reported by write()
 
   // Output written just before the exit may still be in the pipes; a grandchild that inherited
   // them may keep them open forever. Wait for the first, not for the second: reading goes on for a
@@ -88,7 +89,7 @@ export function spawnPipes(request: SpawnRequest, hooks: ChildHooks): Promise<Ch
   };
   child.once("exit", (code, signal) => {
     exit = signal !== null ? { kind: "signaled", signal } : { kind: "exited", code: code ?? 0 };
-    stdin.destroy();
+    stdin?.destroy();
     armDrainTimer();
     settle();
   });
@@ -99,6 +100,10 @@ export function spawnPipes(request: SpawnRequest, hooks: ChildHooks): Promise<Ch
     released,
     write: (data) =>
       new Promise<void>((resolve, reject) => {
+        if (stdin === null) {
+          reject(new InputClosedError(`process ${pid} was started without stdin (stdin: false)`));
+          return;
+        }
         if (!stdin.writable) {
           reject(new InputClosedError(`stdin of process ${pid} is closed`));
           return;
@@ -119,13 +124,13 @@ export function spawnPipes(request: SpawnRequest, hooks: ChildHooks): Promise<Ch
       armDrainTimer();
     },
     closeInput: () => {
-      stdin.end();
+      stdin?.end();
     },
     resize: () => {
       throw new Error("not a terminal");
     },
     destroy: () => {
-      stdin.destroy();
+      stdin?.destroy();
       stdout.destroy();
       stderr.destroy();
     },

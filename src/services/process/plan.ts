@@ -8,6 +8,7 @@ import { stat } from "node:fs/promises";
 import { ProcessConfigSchema, type StartRequest } from "../../gen/sandboxagent/api_pb.js";
 import { errnoOf, invalidPath } from "../../errors.js";
 import { resolvePath } from "../../paths.js";
+import type { SandboxSettings } from "../../sandbox-settings.js";
 import type { User } from "../../users.js";
 import { LaunchError, launchAs } from "../../user-spawn.js";
 import { environmentProblem } from "../../env-vars.js";
@@ -16,10 +17,10 @@ import { checkExecutable, SpawnError } from "./executable.js";
 import { DEFAULT_PTY_COLS, DEFAULT_PTY_ROWS, MAX_PTY_SIDE } from "./limits.js";
 import type { ProcessPlan } from "./managed-process.js";
 
-async function workingDirectory(requested: string | undefined, user: User): Promise<string> {
+async function workingDirectory(requested: string | undefined, user: User, defaultWorkdir: string | undefined): Promise<string> {
   let dir: string;
   try {
-    dir = resolvePath(requested ?? "", user);
+    dir = resolvePath(requested ?? defaultWorkdir ?? "", user);
   } catch (err) {
     throw invalidPath(err);
   }
@@ -30,7 +31,7 @@ async function workingDirectory(requested: string | undefined, user: User): Prom
   } catch (err) {
     if (err instanceof ConnectError) throw err;
     // Users without a home (nobody's is /nonexistent) still run commands when they name no cwd.
-    if (requested === undefined && errnoOf(err) === "ENOENT") return "/";
+    if (requested === undefined && errnoOf(err) === "ENOENT") return defaultWorkdir === undefined ? "/" : workingDirectory(undefined, user, undefined);
     const reason = errnoOf(err) === "ENOENT" ? "no such file or directory" : (err as Error).message;
     throw new ConnectError(`invalid working directory ${dir}: ${reason}`, Code.InvalidArgument);
   }
@@ -47,7 +48,7 @@ function terminalSize(req: StartRequest): { cols: number; rows: number } | undef
 }
 
 /** Plans `req` to run as `user` (the acting user of owner.ts, who will own the process). */
-export async function planStart(req: StartRequest, user: User): Promise<ProcessPlan> {
+export async function planStart(req: StartRequest, user: User, settings: SandboxSettings): Promise<ProcessPlan> {
   const config = req.process;
   if (config === undefined || config.cmd === "") throw new ConnectError("no command given: process.cmd is empty", Code.InvalidArgument);
   if ([config.cmd, ...config.args].some((arg) => arg.includes("\0"))) {
@@ -55,8 +56,8 @@ export async function planStart(req: StartRequest, user: User): Promise<ProcessP
   }
   if (req.tag === "") throw new ConnectError("an empty tag is not a tag: leave it out instead", Code.InvalidArgument);
   const pty = terminalSize(req);
-  const cwd = await workingDirectory(config.cwd, user);
-  const env = buildEnvironment(user, config.envs, { pty: pty !== undefined, cwd });
+  const cwd = await workingDirectory(config.cwd, user, settings.defaultWorkdir);
+  const env = buildEnvironment(user, config.envs, { pty: pty !== undefined, cwd, sandbox: settings.envVars });
   const problem = environmentProblem(env);
   if (problem !== undefined) throw new ConnectError(problem, Code.InvalidArgument);
   try {
@@ -66,7 +67,7 @@ export async function planStart(req: StartRequest, user: User): Promise<ProcessP
       config: create(ProcessConfigSchema, { cmd: config.cmd, args: config.args, envs: config.envs, cwd }),
       owner: user,
       tag: req.tag,
-      spawn: { cmd: config.cmd, launch, cwd, pty },
+      spawn: { cmd: config.cmd, launch, cwd, pty, stdin: req.stdin ?? true },
     };
   } catch (err) {
     if (err instanceof SpawnError) throw new ConnectError(err.message, err.code);

@@ -7,6 +7,7 @@ import type { ManagedProcess } from "./managed-process.js";
 import { actingUser } from "./owner.js";
 import { planStart } from "./plan.js";
 import type { ProcessTable } from "./table.js";
+import type { SandboxSettings } from "../../sandbox-settings.js";
 
 /** The limit as the client stated it (the deadline's remaining time is a millisecond or so less). */
 function timeLimitMs(ctx: HandlerContext): number | undefined {
@@ -23,11 +24,12 @@ function timeLimitMs(ctx: HandlerContext): number | undefined {
  */
 export async function* start(
   table: ProcessTable,
+  settings: SandboxSettings,
   req: StartRequest,
   ctx: HandlerContext,
 ): AsyncGenerator<StartResponse> {
   const limitMs = timeLimitMs(ctx);
-  const plan = await planStart(req, actingUser(ctx));
+  const plan = await planStart(req, actingUser(ctx), settings);
   // A client that gave up while the checks ran would never learn the pid: start nothing for it.
   if (ctx.signal.aborted) throw ctx.signal.reason instanceof ConnectError ? ctx.signal.reason : new ConnectError("cancelled", Code.Canceled);
   let proc: ManagedProcess;

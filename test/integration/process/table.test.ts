@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { ProcessSelectorSchema, StartRequestSchema } from "../../../src/gen/sandboxagent/api_pb.js";
+import { SandboxSettings } from "../../../src/sandbox-settings.js";
 import { planStart } from "../../../src/services/process/plan.js";
 import { ProcessTable } from "../../../src/services/process/table.js";
 import { lookupUser } from "../../../src/users.js";
@@ -9,8 +10,9 @@ import { eventually } from "../../helpers/agent.js";
 import { isRunning } from "../../helpers/process.js";
 
 const root = lookupUser("root")!;
+const settings = new SandboxSettings("token", { token: "unused", defaultUser: "root" });
 const plan = (script: string, tag?: string) =>
-  planStart(create(StartRequestSchema, { process: { cmd: "/bin/bash", args: ["-c", script] }, tag }), root);
+  planStart(create(StartRequestSchema, { process: { cmd: "/bin/bash", args: ["-c", script] }, tag }), root, settings);
 const pidSelector = (pid: number) => create(ProcessSelectorSchema, { selector: { case: "pid", value: pid } });
 const tagSelector = (tag: string) => create(ProcessSelectorSchema, { selector: { case: "tag", value: tag } });
 

@@ -31,7 +31,7 @@ const futureExpirations = fc.option(fc.integer({ min: NOW, max: 999_999_999_999 
 function verify(params: SignedParams, path: string | undefined, op: Operation, token: string): string | AuthError {
   try {
     // Binding is what these properties judge; the lifetime bound has its own property below.
-    return verifySignedUrl(params, path, op, token, "root", Number.MAX_SAFE_INTEGER, NOW);
+    return verifySignedUrl(params, path, op, token, "root", Number.MAX_SAFE_INTEGER, {}, NOW);
   } catch (err) {
     if (err instanceof AuthError) return err;
     throw err;
@@ -72,7 +72,7 @@ describe("signed URLs", () => {
         const signed = { ...s, expiration };
         const outcome = (() => {
           try {
-            return verifySignedUrl(paramsOf(signed), s.path, s.op, s.token, "root", bound, NOW);
+            return verifySignedUrl(paramsOf(signed), s.path, s.op, s.token, "root", bound, {}, NOW);
           } catch (err) {
             if (err instanceof AuthError) return err;
             throw err;
