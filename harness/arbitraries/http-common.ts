@@ -1,7 +1,7 @@
 /**
  * Pieces shared by the plain-HTTP generators: the fixtures they aim at, credentials, path
  * segments in their many encodings, the safety check every upload target passes, and the
- * signed-URL algorithm (written out again here, from contract.md, so that a generator does not
+ * signed-URL algorithm (written out again here, from docs/wire-contract.md, so that a generator does not
  * trust the code it is testing).
  *
  * Safety: the agent runs as root. Every path an upload may write to is checked with
@@ -172,7 +172,7 @@ export const queryValue = (text: string): string => encodeURIComponent(text);
 
 // --- signed URLs -------------------------------------------------------------------------------
 
-/** contract.md: "v1_" + unpadded base64(sha256("<path>:<op>:<user>:<token>[:<expiration>]")). */
+/** docs/wire-contract.md: "v1_" + unpadded base64(sha256("<path>:<op>:<user>:<token>[:<expiration>]")). */
 export function signUrl(path: string | undefined, op: "read" | "write", user: string, token: string, expiration?: string): string {
   const signed = path ? `/${path.replace(/^\/+/, "")}` : "/";
   const raw = expiration === undefined ? `${signed}:${op}:${user}:${token}` : `${signed}:${op}:${user}:${token}:${expiration}`;

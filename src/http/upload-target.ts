@@ -1,5 +1,5 @@
 /**
- * Where the files of one upload go. The rules (contract.md, plus what it leaves open):
+ * Where the files of one upload go. The rules (docs/wire-contract.md, plus what it leaves open):
  * - the target is the form field `path`, else the query `path`, else the part's file name, each
  *   resolved for the caller (`~` and relative paths against the home directory);
  * - a target that is an existing directory, or ends with `/`, receives the file under the part's

@@ -4,7 +4,7 @@ import { AuthError, checkAccessToken, signature, signaturePath, userNameFromHead
 const WEEK = 7 * 24 * 3600;
 
 describe("signed URLs", () => {
-  // Vectors from docs/contract.md, computed by the SDK's own algorithm.
+  // Vectors from docs/wire-contract.md, computed by the SDK's own algorithm.
   it.each([
     ["/home/user/a.txt", "write", "root", "v1_zd4ogVtRAZumKMK/li4x0kMJG28VzdE5VncxS6QvYzY"],
     ["/", "write", "root", "v1_VVkdNgHpD1Ox368DHzFKDrsHAd2fcKbpiCL8ntTvFVw"],
