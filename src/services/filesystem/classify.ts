@@ -1,6 +1,7 @@
 /**
  * chokidar's events in the protocol's words, for one watch:
- *  - add/addDir → CREATE, unlink/unlinkDir → REMOVE, change → WRITE or CHMOD.
+ *  - add/addDir → CREATE (and WRITE for a file that already holds bytes), unlink/unlinkDir →
+ *    REMOVE, change → WRITE or CHMOD.
  *  - RENAME is never sent: chokidar does not pair inotify's rename halves, and reports a rename
  *    as unlink of the old name and add of the new one, which we pass on as REMOVE + CREATE (a
  *    move out of the watched tree is a REMOVE, a move in a CREATE). Clients reacting to
@@ -63,6 +64,9 @@ export class EventClassifier {
       case "add":
         if (st !== undefined) this.seen.set(name, seenOf(st));
         this.emit({ name, type: EventType.CREATE });
+        // A file that already holds bytes was written after it was made, as inotify reports it
+        // (IN_CREATE, then IN_MODIFY): envd's clients wait for that WRITE of a new file.
+        if (st !== undefined && st.size > 0) this.emit({ name, type: EventType.WRITE });
         this.settleLater(name);
         return;
       case "addDir":

@@ -13,8 +13,13 @@ let agent: TestAgent;
 let dir: { path: string; cleanup: () => Promise<void> };
 let sbx: SdkSandbox;
 
+/** Long enough for the test on a busy machine; the watch is released when it runs out. */
+const WATCH_TIMEOUT_MS = 10_000;
+
 beforeAll(async () => {
-  session = await startSdkSession();
+  // The SDK's abort of a watch can be lost to a garbage collection in undici (watch-dir.ts); the
+  // agent then ends the stream itself at its default, set here to the SDK's timeout.
+  session = await startSdkSession({ watchDefaultTimeoutMs: WATCH_TIMEOUT_MS });
   ({ agent, sandbox: sbx } = session);
   dir = await tempDir("agent-sdk-fs-");
 });
@@ -23,8 +28,6 @@ afterAll(async () => {
   await dir?.cleanup();
 });
 
-/** Long enough for the test on a busy machine; the watch is released when it runs out. */
-const WATCH_TIMEOUT_MS = 10_000;
 
 let counter = 0;
 function fresh(name = "sdk"): string {
