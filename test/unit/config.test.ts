@@ -52,6 +52,17 @@ describe("configuration", () => {
     expect(() => loadConfig(argv, {})).toThrow(message);
   });
 
+  it("auth modes: none only on loopback, no token with init or none", () => {
+    expect(loadConfig(["--auth", "none", "--host", "127.0.0.1"], {}).auth).toBe("none");
+    expect(loadConfig(["--auth", "none", "--host", "::1"], {}).auth).toBe("none");
+    expect(() => loadConfig(["--auth", "none"], {})).toThrow(/loopback/);
+    expect(() => loadConfig(["--auth", "none", "--host", "10.0.0.5"], {})).toThrow(ConfigError);
+    expect(loadConfig(["--auth", "init"], {}).auth).toBe("init");
+    expect(() => loadConfig(["--auth", "init", "--access-token", "t"], {})).toThrow(/takes no access token/);
+    expect(() => loadConfig(["--auth", "open"], {})).toThrow(/token, init, none/);
+    expect(() => loadConfig(["--default-workdir", "relative"], {})).toThrow(/absolute/);
+  });
+
   it("refuses a bad config file", () => {
     expect(() => loadConfig(["--config", file("bad.json", "{")], {})).toThrow(/cannot read config file/);
     expect(() => loadConfig(["--config", file("arr.json", "[]")], {})).toThrow(/JSON object/);

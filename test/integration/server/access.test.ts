@@ -1,7 +1,7 @@
 /**
  * The access matrix: every RPC and every plain route, called with no token, a wrong token, the
- * right token, a signed URL and an expired signed URL. Only /health is open; only /upload and
- * /download accept signatures; refusals are 401 / unauthenticated and never echo the token.
+ * right token, a signed URL and an expired signed URL. Only /health is open; only /upload,
+ * /download and envd's /files accept signatures; refusals are 401 / unauthenticated and never echo the token.
  */
 import { create, type DescMethod, type DescMethodStreaming, type DescMethodUnary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -151,6 +151,45 @@ describe("access matrix: plain routes", () => {
     expect(res.status).toBe(allowed(mode, true) ? 200 : 401);
     const { existsSync } = await import("node:fs");
     expect(existsSync(target)).toBe(allowed(mode, true));
+  });
+
+  /** envd signs the raw query values: the path as sent, the user as sent. */
+  function envdSignedQuery(path: string, op: "read" | "write", mode: Mode): string {
+    if (mode !== "signed" && mode !== "expired") return "";
+    const expiration = mode === "expired" ? nowSeconds() - 10 : nowSeconds() + 60;
+    const sig = signature(path, op, "root", agent.token, expiration);
+    return `&signature=${encodeURIComponent(sig)}&signature_expiration=${expiration}&username=root`;
+  }
+
+  it.each(MODES)("GET /files, envd's download (%s)", async (mode) => {
+    const res = await fetch(`${agent.url}/files?path=${encodeURIComponent(file)}${envdSignedQuery(file, "read", mode)}`, { headers: tokenHeaders(mode) });
+    expect(res.status).toBe(allowed(mode, true) ? 200 : 401);
+    const text = await res.text();
+    if (allowed(mode, true)) expect(text).toBe("matrix");
+    else expect(text).not.toContain(agent.token);
+  });
+
+  it.each(MODES)("POST /files, envd's upload (%s)", async (mode) => {
+    const target = `${dir.path}/files-${mode}.txt`;
+    const res = await fetch(`${agent.url}/files?path=${encodeURIComponent(target)}${envdSignedQuery(target, "write", mode)}`, {
+      method: "POST",
+      headers: { ...tokenHeaders(mode), "content-type": "application/octet-stream" },
+      body: `by ${mode}`,
+    });
+    expect(res.status).toBe(allowed(mode, true) ? 200 : 401);
+    const { existsSync } = await import("node:fs");
+    expect(existsSync(target)).toBe(allowed(mode, true));
+  });
+
+  it.each(MODES)("GET /envs and POST /init want the token (%s)", async (mode) => {
+    const envs = await fetch(`${agent.url}/envs?${signedQuery("/envs", "read", mode)}`, { headers: tokenHeaders(mode) });
+    expect(envs.status).toBe(allowed(mode, false) ? 200 : 401);
+    const init = await fetch(`${agent.url}/init?${signedQuery("/init", "write", mode)}`, {
+      method: "POST",
+      headers: { ...tokenHeaders(mode), "content-type": "application/json" },
+      body: JSON.stringify({ envVars: { SET_BY: mode } }),
+    });
+    expect(init.status).toBe(allowed(mode, false) ? 204 : 401);
   });
 
   it.each(MODES)("unknown routes say nothing without the token (%s)", async (mode) => {
