@@ -65,6 +65,8 @@ export class ContextRegistry {
     private readonly log?: Logger,
     private readonly kernelEvents?: Metrics["kernelEvents"],
     private readonly maxContexts = Number.POSITIVE_INFINITY,
+    /** The sandbox's variables (POST /init), which every kernel started from now on gets. */
+    private readonly sandboxEnv: () => Readonly<Record<string, string>> = () => ({}),
   ) {}
 
   /**
@@ -182,7 +184,7 @@ export class ContextRegistry {
       }
     }
     try {
-      return await factory.create({ cwd: directory, env: {}, user });
+      return await factory.create({ cwd: directory, env: this.sandboxEnv(), user });
     } catch (err) {
       throw new ConnectError(`cannot start a kernel for language ${JSON.stringify(language)} (${factory.description}): ${(err as Error).message}`, Code.FailedPrecondition);
     }

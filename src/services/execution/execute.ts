@@ -2,6 +2,7 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { environmentProblem } from "../../env-vars.js";
 import type { ExecuteRequest, ExecuteResponse } from "../../gen/sandboxagent/api_pb.js";
 import type { Logger } from "../../log.js";
+import type { SandboxSettings } from "../../sandbox-settings.js";
 import { callerOf } from "../caller.js";
 import type { ContextRegistry } from "./contexts.js";
 import { FrameQueue } from "./frames.js";
@@ -12,6 +13,7 @@ export interface ExecuteDeps {
   /** Time limit for callers that send no Connect-Timeout-Ms; 0 for none. */
   readonly defaultTimeoutMs: number;
   readonly log?: Logger;
+  readonly settings: SandboxSettings;
 }
 
 function checkEnv(env: Readonly<Record<string, string>>): Record<string, string> {
@@ -27,8 +29,11 @@ function checkEnv(env: Readonly<Record<string, string>>): Record<string, string>
  */
 export async function* execute(req: ExecuteRequest, ctx: HandlerContext, deps: ExecuteDeps): AsyncGenerator<ExecuteResponse> {
   const user = callerOf(ctx);
-  const env = checkEnv(req.envVars);
+  const requested = checkEnv(req.envVars);
   const context = req.contextId === "" ? await deps.contexts.defaultFor(req.language, user) : deps.contexts.get(req.contextId, user);
+  // The sandbox's variables reach kernels started before POST /init set them (the warm pool's)
+  // through each execution, under the request's own, where the kernel can take them.
+  const env = context.kernel.supportsEnv ? { ...deps.settings.envVars, ...requested } : requested;
   const limitMs = ctx.timeoutMs() ?? (deps.defaultTimeoutMs > 0 ? deps.defaultTimeoutMs : undefined);
   const frames = new FrameQueue();
   runExecution(context, { code: req.code, env, signal: ctx.signal, limitMs, emit: (frame) => frames.push(frame), log: deps.log }).then(

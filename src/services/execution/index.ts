@@ -35,9 +35,9 @@ export function createExecutionServices(deps: ServiceDeps): ServiceModule {
       ? new KernelPool({ size: config.kernelPoolSize, language: POOL_LANGUAGE, user: poolUser, catalog, log })
       : undefined;
   pool?.start();
-  const contexts = new ContextRegistry(catalog, pool, log, deps.metrics.kernelEvents, config.maxContexts);
+  const contexts = new ContextRegistry(catalog, pool, log, deps.metrics.kernelEvents, config.maxContexts, () => deps.settings.envVars);
   deps.metrics.observe("contexts", "Execution contexts alive", () => contexts.size);
-  const executeDeps = { contexts, defaultTimeoutMs: config.executionTimeoutMs, log };
+  const executeDeps = { contexts, defaultTimeoutMs: config.executionTimeoutMs, log, settings: deps.settings };
 
   return {
     implementations: [
