@@ -61,7 +61,7 @@ function filePath(req: FastifyRequest, settings: SandboxSettings): string {
 }
 
 async function readFile(req: FastifyRequest, reply: FastifyReply, settings: SandboxSettings): Promise<FastifyReply> {
-  return sendFile(req, reply, filePath(req, settings), inline);
+  return sendFile(req, reply, filePath(req, settings), { disposition: inline, gzip: true });
 }
 
 /** The body as sent, or decompressed: envd accepts identity and gzip. */

@@ -4,7 +4,9 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { close, constants, createReadStream, fstat, type BigIntStats, type ReadStream } from "node:fs";
+import { pipeline } from "node:stream";
 import { promisify } from "node:util";
+import { createGzip } from "node:zlib";
 import { posix } from "node:path";
 import { resolvePath } from "../paths.js";
 import { fileAccessFor } from "../user-fs/access.js";
@@ -119,14 +121,31 @@ async function download(req: FastifyRequest, reply: FastifyReply): Promise<Fasti
   } catch (err) {
     throw fsHttpError(err, "open", rest);
   }
-  return sendFile(req, reply, path, attachment);
+  return sendFile(req, reply, path, { disposition: attachment });
+}
+
+export interface SendOptions {
+  /** Names the file for the client: a download, or envd's inline. */
+  readonly disposition: (name: string) => string;
+  /** Compress a whole-file answer when the client accepts gzip (envd's GET /files does). */
+  readonly gzip?: boolean;
+}
+
+/** Whether Accept-Encoding lists gzip with a non-zero quality. */
+function acceptsGzip(req: FastifyRequest): boolean {
+  const accepted = header(req, "accept-encoding") ?? "";
+  return accepted.split(",").some((item) => {
+    const [coding, ...params] = item.trim().toLowerCase().split(";");
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith("q="));
+    return (coding === "gzip" || coding === "x-gzip") && (q === undefined || Number(q.slice(2)) > 0);
+  });
 }
 
 /**
  * Sends the file at `path` (resolved) as the caller, with validators, conditional requests and
- * single ranges; `disposition` names it for the client (a download, or envd's inline).
+ * single ranges.
  */
-export async function sendFile(req: FastifyRequest, reply: FastifyReply, path: string, disposition: (name: string) => string): Promise<FastifyReply> {
+export async function sendFile(req: FastifyRequest, reply: FastifyReply, path: string, options: SendOptions): Promise<FastifyReply> {
   const fd = await openFile(req.caller, path);
   let handedOver = false;
   try {
@@ -154,10 +173,13 @@ export async function sendFile(req: FastifyRequest, reply: FastifyReply, path: s
       .code(range.kind === "partial" ? 206 : 200)
       .header("content-type", contentTypeFor(path))
       .header("content-length", String(length))
-      .header("content-disposition", disposition(posix.basename(path)))
+      .header("content-disposition", options.disposition(posix.basename(path)))
       .header("x-content-type-options", "nosniff");
     if (range.kind === "partial") reply.header("content-range", contentRange(range, size));
+    if (options.gzip === true) reply.header("vary", "accept-encoding");
     if (req.method === "HEAD" || length === 0) return reply.send();
+    // Ranges and their validators are about the file's own bytes: only a whole file is compressed.
+    const compress = options.gzip === true && range.kind === "full" && acceptsGzip(req);
 
     // The stream owns the descriptor from here and closes it when it ends or is destroyed;
     // fastify destroys it when the client goes away mid-download.
@@ -165,7 +187,11 @@ export async function sendFile(req: FastifyRequest, reply: FastifyReply, path: s
     handedOver = true;
     cutShortResponses(stream, length, reply);
     stream.once("close", () => req.server.metrics.fileBytes.inc({ direction: "download" }, stream.bytesRead));
-    return reply.send(stream);
+    if (!compress) return reply.send(stream);
+    reply.removeHeader("content-length").header("content-encoding", "gzip");
+    // The fastest level: the point is fewer bytes on a slow link, not the smallest file.
+    // pipeline: a client that leaves destroys the gzip stream, and with it the file's.
+    return reply.send(pipeline(stream, createGzip({ level: 1 }), () => undefined));
   } catch (err) {
     throw fsHttpError(err, "read", path);
   } finally {

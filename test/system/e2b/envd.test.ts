@@ -246,3 +246,35 @@ describe("auth", () => {
     expect(await res.json()).toMatchObject({ FROM_CREATE: "created" });
   });
 });
+
+describe("GET /files encodings", () => {
+  it("gzip when accepted, identity for ranges and when not, the bytes the same", async () => {
+    const dir = fresh("enc");
+    const text = "zipped ".repeat(5_000);
+    writeFileSync(`${dir}/z.txt`, text);
+    const url = `${session.agent.url}/files?path=${encodeURIComponent(`${dir}/z.txt`)}`;
+    const auth = { "x-access-token": session.agent.token };
+    const raw = async (headers: Record<string, string>) => {
+      const { request } = await import("node:http");
+      return new Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }>((resolve, reject) => {
+        request(url, { headers: { ...auth, ...headers } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        })
+          .on("error", reject)
+          .end();
+      });
+    };
+    const zipped = await raw({ "accept-encoding": "gzip" });
+    expect([zipped.status, zipped.headers["content-encoding"]]).toEqual([200, "gzip"]);
+    const { gunzipSync } = await import("node:zlib");
+    expect(gunzipSync(zipped.body).toString()).toBe(text);
+    expect(zipped.body.length).toBeLessThan(text.length / 10);
+    const plain = await raw({});
+    expect([plain.headers["content-encoding"], plain.body.toString()]).toEqual([undefined, text]);
+    const ranged = await raw({ "accept-encoding": "gzip", range: "bytes=0-5" });
+    expect([ranged.status, ranged.headers["content-encoding"], ranged.body.toString()]).toEqual([206, undefined, "zipped"]);
+    expect((await raw({ "accept-encoding": "gzip;q=0" })).headers["content-encoding"]).toBeUndefined();
+  });
+});
