@@ -23,9 +23,17 @@ RUN npm_config_nodedir=/usr/local bash scripts/install.sh full --production \
  && npm cache clean --force \
  && rm -rf /var/lib/apt/lists/* /root/.cache
 
+# `--build-arg TEMPLATE=e2b` makes the image an E2B template (README, "E2B drop-in"): user `user`
+# in /home/user, the token from the platform's POST /init. The agent reads the file through
+# SANDBOX_AGENT_CONFIG; flags and other variables still override it.
+ARG TEMPLATE=scalebox
+RUN bash scripts/template.sh "$TEMPLATE"
+ENV SANDBOX_AGENT_CONFIG=/etc/sandbox-agent/template.json
+
 # Root by default: the agent starts processes and kernels as any user of the sandbox.
 USER root
-EXPOSE 49983
+# The agent's port, and the code interpreter's second listener (E2B's SDK addresses it by port).
+EXPOSE 49983 49999
 # No curl in slim images; node is there. The port follows CMD below.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:49983/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]

@@ -1,5 +1,5 @@
 /**
- * What the platform may set while the agent runs (E2B's `POST /init`, docs/e2b-contract.md 1.7):
+ * What the platform may set while the agent runs (E2B's `POST /init`, docs/e2b.md):
  * the access token, environment variables every later process and kernel gets, and the default
  * user and working directory. One object, read on every request by the gate and by the services,
  * so a change reaches every one of them at once.

@@ -1,5 +1,5 @@
 /**
- * envd's plain HTTP routes (docs/e2b-contract.md section 1), on the agent's one port beside its own:
+ * envd's plain HTTP routes (docs/e2b.md), on the agent's one port beside its own:
  *   GET  /files   one file, as `GET /download` sends it but named by `?path=` and shown inline
  *   POST /files   multipart (one part per file; without `?path=` each part's file name is its
  *                 path) or a raw `application/octet-stream` body for `?path=`; gzip either way

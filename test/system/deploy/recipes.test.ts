@@ -11,6 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../../src/config.js";
+import { lookupUser } from "../../../src/users.js";
 import { dockerInstructions, imageCommand, lastInstruction, parseUnit, UNIT } from "../../helpers/recipes.js";
 
 const run = promisify(execFile);
@@ -67,7 +69,7 @@ describe("systemd unit", () => {
 });
 
 describe("Dockerfile", () => {
-  it("builds on Node 20 bookworm through the install script and runs the agent under tini", () => {
+  it("builds on Node 24 bookworm through the install script and runs the agent under tini", () => {
     const instructions = dockerInstructions();
     expect(lastInstruction(instructions, "FROM")).toBe("node:24-bookworm-slim");
     const runs = instructions.filter((i) => i.name === "RUN").map((i) => i.args);
@@ -78,7 +80,7 @@ describe("Dockerfile", () => {
     const flags = image.agentArgv.slice(2);
     const port = flags[flags.indexOf("--port") + 1];
     expect(flags).toContain("--port");
-    expect(lastInstruction(instructions, "EXPOSE")).toBe(port);
+    expect(lastInstruction(instructions, "EXPOSE").split(" ")).toContain(port);
     const healthcheck = lastInstruction(instructions, "HEALTHCHECK");
     expect(healthcheck).toContain(`127.0.0.1:${port}/health`);
     // Slim images have no curl: the check must use what the image has.
@@ -86,5 +88,32 @@ describe("Dockerfile", () => {
     // Root (or no USER at all): the agent starts processes as any user.
     const users = instructions.filter((i) => i.name === "USER").map((i) => i.args);
     expect(users.every((user) => user === "root" || user === "0")).toBe(true);
+  });
+});
+
+describe("templates (scripts/template.sh, the image's TEMPLATE build argument)", () => {
+  it("the Dockerfile writes the template's configuration and points the agent at it", () => {
+    const instructions = dockerInstructions();
+    const runs = instructions.filter((i) => i.name === "RUN").map((i) => i.args);
+    expect(runs).toContain('bash scripts/template.sh "$TEMPLATE"');
+    expect(instructions.some((i) => i.name === "ARG" && i.args === "TEMPLATE=scalebox")).toBe(true);
+    expect(lastInstruction(instructions, "ENV")).toBe("SANDBOX_AGENT_CONFIG=/etc/sandbox-agent/template.json");
+  });
+
+  it("e2b: user `user` in /home/user, the token from POST /init; scalebox: the defaults", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "agent-template-"));
+    try {
+      const env = { ...process.env, SANDBOX_AGENT_TEMPLATE_DIR: dir };
+      await run("bash", ["scripts/template.sh", "e2b"], { env });
+      const e2b = loadConfig([], { SANDBOX_AGENT_CONFIG: join(dir, "template.json") });
+      expect([e2b.auth, e2b.defaultUser, e2b.defaultWorkdir, e2b.accessToken]).toEqual(["init", "user", "/home/user", undefined]);
+      expect(lookupUser("user")?.home).toBe("/home/user");
+      await run("bash", ["scripts/template.sh", "scalebox"], { env });
+      const scalebox = loadConfig([], { SANDBOX_AGENT_CONFIG: join(dir, "template.json") });
+      expect([scalebox.auth, scalebox.defaultUser]).toEqual(["token", "root"]);
+      await expect(run("bash", ["scripts/template.sh", "other"], { env })).rejects.toThrow(/unknown template/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
