@@ -26,7 +26,10 @@ export function applyConnectFixes(router: ConnectRouter): void {
  * connect-es reads `textDecoder` from its JSON options (JsonSerializationOptions) though the plugin's
  * type does not list it; a variable, not a literal, so the extra property passes (see json-input.ts).
  */
-export const RPC_JSON_OPTIONS: { ignoreUnknownFields: boolean; textDecoder: typeof jsonRequestDecoder } = {
+export const RPC_JSON_OPTIONS: { ignoreUnknownFields: boolean; alwaysEmitImplicit: boolean; textDecoder: typeof jsonRequestDecoder } = {
   ignoreUnknownFields: true,
+  // Zero values are sent too: a process's `end` then says `"exitCode": 0`, which clients that do
+  // not default missing fields need (agentscope-ai/agentscope-java#2793, for envd's JSON).
+  alwaysEmitImplicit: true,
   textDecoder: jsonRequestDecoder,
 };

@@ -278,3 +278,27 @@ describe("GET /files encodings", () => {
     expect((await raw({ "accept-encoding": "gzip;q=0" })).headers["content-encoding"]).toBeUndefined();
   });
 });
+
+describe("envd's JSON, read as plain text", () => {
+  it("a process's end says exitCode 0 outright, on both faces", async () => {
+    for (const service of ["process.Process", "sandboxagent.Process"]) {
+      const request = Buffer.from(JSON.stringify({ process: { cmd: "/bin/true" } }));
+      const envelope = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), request]);
+      envelope.writeUInt32BE(request.length, 1);
+      const res = await fetch(`${session.agent.url}/${service}/Start`, {
+        method: "POST",
+        headers: { "content-type": "application/connect+json", "x-access-token": session.agent.token, authorization: `Basic ${Buffer.from("root:").toString("base64")}` },
+        body: envelope,
+      });
+      const body = Buffer.from(await res.arrayBuffer());
+      const messages: string[] = [];
+      for (let at = 0; at < body.length; ) {
+        const length = body.readUInt32BE(at + 1);
+        messages.push(body.subarray(at + 5, at + 5 + length).toString());
+        at += 5 + length;
+      }
+      const end = messages.map((m) => JSON.parse(m) as { event?: { end?: Record<string, unknown> } }).find((m) => m.event?.end !== undefined);
+      expect(end?.event?.end, service).toMatchObject({ exitCode: 0, exited: true });
+    }
+  });
+});
