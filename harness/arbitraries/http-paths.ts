@@ -1,5 +1,5 @@
 /**
- * Family "path": download and upload targets that a path parser can trip on: NUL bytes, names over
+ * Family "path": download and upload targets (ours and envd's /files) that a path parser can trip on: NUL bytes, names over
  * NAME_MAX and paths over PATH_MAX, `..` runs, unicode, bytes that are not UTF-8, double encoding,
  * symlink loops, empty paths, trailing slashes and directories.
  *
@@ -81,10 +81,49 @@ function uploads(ctx: FuzzContext): fc.Arbitrary<RequestSpec> {
 /** Keeps %XX as they are; encodes only what would end the value or the request line. */
 const queryRaw = (text: string): string => text.replace(/[^\x21-\x7e]|[&#+]/gu, (ch) => encodeURIComponent(ch));
 
+/** envd's GET /files: the path in the query, anywhere (reads only), as sent or encoded. */
+function envdReads(ctx: FuzzContext): fc.Arbitrary<RequestSpec> {
+  return fc
+    .record({
+      transport: transports,
+      method: fc.constantFrom("GET", "GET", "HEAD"),
+      path: fc.oneof(fc.tuple(downloadBase(ctx), rawRelativePath).map(([base, rest]) => `${base}${rest}`), fc.constantFrom("", "~", "relative.txt", FIXTURES.file)),
+      raw: fc.boolean(),
+      encoding: fc.constantFrom<string | undefined>(undefined, "gzip", "gzip;q=0", "br, gzip", "identity"),
+      access: accessHeaders(ctx),
+    })
+    .map(({ transport, method, path, raw, encoding, access }) => {
+      const headers: Header[] = encoding === undefined ? [...access] : [...access, ["accept-encoding", encoding]];
+      return forTransport({ family: "path", transport, method, target: `/files?path=${raw ? queryRaw(path) : queryValue(path)}`, headers });
+    });
+}
+
+/** envd's POST /files: a raw body or a form part, to a safe path or named by the part's file name. */
+function envdWrites(ctx: FuzzContext): fc.Arbitrary<RequestSpec> {
+  return fc
+    .record({
+      transport: transports,
+      target: uploadTarget(ctx),
+      octets: fc.boolean(),
+      inQuery: fc.boolean(),
+      content: smallContent,
+      access: accessHeaders(ctx),
+    })
+    .map(({ transport, target, octets, inQuery, content, access }) => {
+      const query = inQuery || octets ? `?path=${queryValue(target)}` : "";
+      // Without ?path= the part's file name is the target: only a safe one is sent.
+      const body = octets ? Buffer.from(content) : simpleForm(BOUNDARY, inQuery ? "f.bin" : target, content, []);
+      const headers: Header[] = [...access, ["content-type", octets ? "application/octet-stream" : formContentType]];
+      return forTransport({ family: "path", transport, method: "POST", target: `/files${query}`, headers, body: [body] });
+    });
+}
+
 export function pathRequests(ctx: FuzzContext): fc.Arbitrary<RequestSpec> {
   return fc.oneof(
     { arbitrary: downloads(ctx), weight: 5 },
     { arbitrary: emptyDownloads(ctx), weight: 1 },
     { arbitrary: uploads(ctx), weight: 4 },
+    { arbitrary: envdReads(ctx), weight: 2 },
+    { arbitrary: envdWrites(ctx), weight: 2 },
   );
 }
