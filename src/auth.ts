@@ -59,7 +59,7 @@ export function verifySignedUrl(
   if (params.expiration !== undefined) {
     if (!/^\d{1,12}$/.test(params.expiration)) throw new AuthError("invalid signature expiration");
     expiration = Number(params.expiration);
-    if (expiration < nowSeconds) throw new AuthError("signature has expired");
+    if (expiration < nowSeconds) throw new AuthError("signature is already expired");
     // A URL that works for years is a token by another name: its lifetime is bounded.
     if (expiration > nowSeconds + maxLifetimeSeconds) {
       throw new AuthError(`signature_expiration lies more than ${maxLifetimeSeconds} s ahead (the agent's --signed-url-max-seconds)`);

@@ -7,7 +7,7 @@
  * copied once on the way, by the serialisation.
  */
 import { fromBinary, toBinary, type DescMessage, type DescMethod, type DescService, type MessageShape } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 
 export function convert<From extends DescMessage, To extends DescMessage>(from: From, to: To, message: MessageShape<From>): MessageShape<To> {
   return fromBinary(to, toBinary(from, message));
@@ -37,7 +37,13 @@ export function bridgeService<Face extends DescService, Own extends DescService>
     const call = ownHandlers[method.localName];
     if (target === undefined || call === undefined) throw new Error(`${own.typeName} has no ${method.name} for ${face.typeName}`);
     const inward = (request: MessageShape<DescMessage>): MessageShape<DescMessage> => {
-      const converted = convert(method.input, target.input, request);
+      let converted: MessageShape<DescMessage>;
+      try {
+        converted = convert(method.input, target.input, request);
+      } catch (err) {
+        // JSON can hold what the binary form cannot (an enum of 1e300): the request is at fault.
+        throw new ConnectError(`invalid ${method.input.typeName}: ${(err as Error).message}`, Code.InvalidArgument);
+      }
       adjust[method.localName]?.(converted);
       return converted;
     };

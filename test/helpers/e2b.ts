@@ -1,6 +1,6 @@
 /**
- * Drives the unmodified `e2b` and `@e2b/code-interpreter` SDKs against a local agent (the E2B
- * contract, docs section 3.2): a stand-in for E2B's control plane answers sandbox creation with the
+ * Drives the unmodified `e2b` and `@e2b/code-interpreter` SDKs against a local agent (docs/e2b.md,
+ * "Pointing the SDKs at an agent"): a stand-in for E2B's control plane answers sandbox creation with the
  * agent's token, and E2B_SANDBOX_URL sends every envd, `/files` and code-interpreter request to the
  * agent's one port. On create the stand-in calls the agent's `POST /init` as E2B's orchestrator
  * does (token, the sandbox's env vars, default user and workdir), when the agent serves it.

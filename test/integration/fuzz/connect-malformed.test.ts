@@ -62,7 +62,9 @@ function call(shape: Shape, codec: Codec, rpc: string, body: Uint8Array, extraHe
   const headers: [string, string][] = [["x-access-token", agent.token], ["content-type", CONTENT_TYPE[shape][codec]], ...extraHeaders];
   if (shape.startsWith("connect")) headers.push(["connect-protocol-version", "1"]);
   if (shape === "grpc") headers.push(["te", "trailers"]);
-  const spec: RequestSpec = { family: "regression", transport, method: "POST", target: `/sandboxagent.${rpc}`, headers, body: [body] };
+  // An RPC named with its package (envd's faces) is sent as named; a bare one is the agent's own.
+  const target = rpc.includes(".") ? `/${rpc}` : `/sandboxagent.${rpc}`;
+  const spec: RequestSpec = { family: "regression", transport, method: "POST", target, headers, body: [body] };
   return send(agent.url, spec, { timeoutMs: 10_000 });
 }
 
@@ -88,6 +90,20 @@ describe("a message that does not decode is invalid_argument", () => {
           if (shape === "connect-unary") expect(outcome.status).toBe(400);
         });
       }
+    }
+  }
+});
+
+describe("JSON that no binary message can hold", () => {
+  // Found by the fuzz campaign: an enum of 1e300 decodes from JSON but cannot be encoded, and
+  // envd's face converts each request by its encoding (src/e2b/bridge.ts).
+  const body = new TextEncoder().encode(JSON.stringify({ process: { tag: "none" } }).replace("}}", '},"signal":1e+300}'));
+  for (const rpc of ["process.Process/SendSignal", "Process/SendSignal"]) {
+    for (const shape of ["connect-unary", "grpc"] as const) {
+      it(`${rpc} over ${shape} is refused as the client's fault`, async () => {
+        const outcome = await call(shape, "json", rpc, shape === "connect-unary" ? body : frame(0, body));
+        expect(outcome.code, outcome.excerpt).toBe("invalid_argument");
+      });
     }
   }
 });
