@@ -80,18 +80,18 @@ describe("commands", () => {
     const listed = (await sbx.commands.list()).find((p) => p.pid === handle.pid)!;
     expect(listed.cmd).toBe("/bin/bash");
     expect(listed.args).toContain("sleep 300 & sleep 300; wait");
-    const children = execFileSync("pgrep", ["-g", String(handle.pid)]).toString().trim().split("\n");
-    expect(children.length).toBeGreaterThan(1);
+    const group = (): string[] => {
+      try {
+        return execFileSync("pgrep", ["-g", String(handle.pid)]).toString().trim().split("\n");
+      } catch {
+        return [];
+      }
+    };
+    // The shell and its two sleeps, once the shell has started them.
+    await eventually(() => group().length >= 3);
     expect(await sbx.commands.kill(handle.pid)).toBe(true);
     await expect(handle.wait()).rejects.toThrow();
-    await eventually(() => {
-      try {
-        execFileSync("pgrep", ["-g", String(handle.pid)]);
-        return false;
-      } catch {
-        return true;
-      }
-    });
+    await eventually(() => group().length === 0);
     expect(await sbx.commands.kill(handle.pid)).toBe(false);
   });
 
