@@ -13,8 +13,21 @@ export function convert<From extends DescMessage, To extends DescMessage>(from: 
   return fromBinary(to, toBinary(from, message));
 }
 
-async function* convertEach<From extends DescMessage, To extends DescMessage>(from: From, to: To, messages: AsyncIterable<MessageShape<From>>): AsyncGenerator<MessageShape<To>> {
-  for await (const message of messages) yield convert(from, to, message);
+/** Completes a response of the face before it is sent (envd's entries carry metadata). */
+export type Finish = (response: MessageShape<DescMessage>, ctx: HandlerContext) => Promise<void>;
+
+async function* convertEach(
+  from: DescMessage,
+  to: DescMessage,
+  messages: AsyncIterable<MessageShape<DescMessage>>,
+  ctx: HandlerContext,
+  finish: Finish | undefined,
+): AsyncGenerator<MessageShape<DescMessage>> {
+  for await (const message of messages) {
+    const converted = convert(from, to, message);
+    await finish?.(converted, ctx);
+    yield converted;
+  }
 }
 
 type AnyHandler = (input: unknown, ctx: HandlerContext) => unknown;
@@ -22,13 +35,15 @@ type AnyHandler = (input: unknown, ctx: HandlerContext) => unknown;
 /**
  * `face`'s implementation by `impl` of `own`: each RPC of `face` calls the RPC of the same name,
  * its request converted on the way in and its response (or each streamed one) on the way out.
- * `adjust` may change a request after conversion, where envd's semantics differ.
+ * `adjust` may change a request after conversion, where envd's semantics differ; `finish`
+ * completes a converted response (or each streamed one) before it is sent.
  */
 export function bridgeService<Face extends DescService, Own extends DescService>(
   face: Face,
   own: Own,
   impl: ServiceImpl<Own>,
   adjust: Partial<Record<string, (request: MessageShape<DescMessage>) => void>> = {},
+  finish: Partial<Record<string, Finish>> = {},
 ): ServiceImpl<Face> {
   const handlers: Record<string, AnyHandler> = {};
   const ownHandlers = impl as unknown as Record<string, AnyHandler>;
@@ -47,21 +62,26 @@ export function bridgeService<Face extends DescService, Own extends DescService>
       adjust[method.localName]?.(converted);
       return converted;
     };
-    const outward = (response: MessageShape<DescMessage>): MessageShape<DescMessage> => convert(target.output, method.output, response);
+    const done = finish[method.localName];
+    const outward = async (response: MessageShape<DescMessage>, ctx: HandlerContext): Promise<MessageShape<DescMessage>> => {
+      const converted = convert(target.output, method.output, response);
+      await done?.(converted, ctx);
+      return converted;
+    };
     switch (method.methodKind) {
       case "unary":
-        handlers[method.localName] = async (request, ctx) => outward((await call(inward(request as MessageShape<DescMessage>), ctx)) as MessageShape<DescMessage>);
+        handlers[method.localName] = async (request, ctx) => outward((await call(inward(request as MessageShape<DescMessage>), ctx)) as MessageShape<DescMessage>, ctx);
         break;
       case "server_streaming":
         handlers[method.localName] = (request, ctx) =>
-          convertEach(target.output, method.output, call(inward(request as MessageShape<DescMessage>), ctx) as AsyncIterable<MessageShape<DescMessage>>);
+          convertEach(target.output, method.output, call(inward(request as MessageShape<DescMessage>), ctx) as AsyncIterable<MessageShape<DescMessage>>, ctx, done);
         break;
       case "client_streaming":
         handlers[method.localName] = async (requests, ctx) => {
           const converted = (async function* () {
             for await (const request of requests as AsyncIterable<MessageShape<DescMessage>>) yield inward(request);
           })();
-          return outward((await call(converted, ctx)) as MessageShape<DescMessage>);
+          return outward((await call(converted, ctx)) as MessageShape<DescMessage>, ctx);
         };
         break;
       default:

@@ -22,6 +22,7 @@ import { isSigned, prepare, probeFor, queryPath, receivePart, refuseRestOfBody, 
 import { resolvePath } from "../paths.js";
 import { InitError, type InitRequest, type SandboxSettings } from "../sandbox-settings.js";
 import { fileAccessFor } from "../user-fs/access.js";
+import { metadataFromHeaders } from "../user-fs/metadata.js";
 import type { Anchor } from "../user-fs/protected-path.js";
 
 /** The envd release whose contract this agent serves; /init answers with it as envd does. */
@@ -86,6 +87,8 @@ async function storeFiles(req: FastifyRequest, reply: FastifyReply, config: Conf
   if (isSigned(req) && path === undefined) {
     throw new HttpError(403, "this signed URL names no path, so it allows writing nothing: sign the path the upload may write");
   }
+  const metadata = metadataFromHeaders(req.headers);
+  if (typeof metadata === "string") throw new HttpError(400, metadata);
   const contentType = req.headers["content-type"] ?? "";
   const body = bodyOf(req);
   let received: readonly Received[];
@@ -117,13 +120,22 @@ async function storeFiles(req: FastifyRequest, reply: FastifyReply, config: Conf
       probeFor(access),
     );
     if (isSigned(req)) checkSignedScope(placements, path ?? "/", req.caller);
+    // Every upload replaces the set: a file written without headers has none.
+    for (const file of files) file.setMetadata(metadata);
     const targets: Anchor[] = [];
     for (const [i, placement] of placements.entries()) targets.push(await prepare(files[i]!, placement, access));
     for (const [i, target] of targets.entries()) await files[i]!.commit(target);
     return reply
       .code(200)
       .header("content-type", "application/json")
-      .send(placements.map(({ target }) => ({ path: target, name: posix.basename(target), type: "file" })));
+      .send(
+        placements.map(({ target }) => ({
+          path: target,
+          name: posix.basename(target),
+          type: "file",
+          ...(Object.keys(metadata).length > 0 ? { metadata } : {}),
+        })),
+      );
   } catch (err) {
     throw fsHttpError(err, "write", path ?? "upload");
   } finally {

@@ -20,6 +20,7 @@ import type { FileAccess } from "../user-fs/access.js";
 import { copyDescriptor, FdWriter } from "../user-fs/fd-writer.js";
 import type { Anchor, DirectoryHandle } from "../user-fs/protected-path.js";
 import { fsHttpError, HttpError } from "./reply-error.js";
+import { writeMetadata } from "../user-fs/metadata.js";
 
 /** Leaves room for the prefix and suffix within NAME_MAX (255 bytes). */
 const HINT_MAX_BYTES = 100;
@@ -149,6 +150,15 @@ export class StagedFile {
   }
 
   /** Sets the final mode on the open file while it is still hidden, so it appears complete. */
+  /** Gives the file its metadata (envd's `user.e2b.*` attributes) before it is put in place. */
+  setMetadata(metadata: Readonly<Record<string, string>>): void {
+    try {
+      writeMetadata(this.descriptor(), metadata);
+    } catch (err) {
+      throw new HttpError(400, `cannot keep the file's metadata: ${(err as Error).message}`);
+    }
+  }
+
   async finish(mode: number): Promise<void> {
     try {
       await fchmodAsync(this.descriptor(), mode);

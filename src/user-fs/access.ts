@@ -15,6 +15,7 @@ import type { FsPool } from "./fs-pool.js";
 import { errorFrom, type ErrorRecord, type OpName, type WorkerOps } from "./protocol.js";
 import { statsFrom, type FileStats, type StatsRecord } from "./stats.js";
 import { FileWorkerPool } from "./workers.js";
+import { readMetadataAsAgent } from "./metadata.js";
 
 export type { FileStats } from "./stats.js";
 
@@ -45,6 +46,8 @@ export interface FileAccess {
   lutimes(path: string, atimeMs: number, mtimeMs: number): Promise<void>;
   /** Succeeds when the caller may list `path` (opens it for reading, as `ls` would). */
   openDir(path: string): Promise<void>;
+  /** The file's metadata (metadata.ts), as the caller may read it. */
+  readMetadata(path: string): Promise<Record<string, string>>;
 }
 
 /** New directories get 0777 less the umask, as mkdir(1) gives them. */
@@ -73,6 +76,7 @@ function agentAccess(user: User): FileAccess {
     utimes: (path, atimeMs, mtimeMs) => fs.utimes(path, atimeMs / 1000, mtimeMs / 1000),
     lutimes: (path, atimeMs, mtimeMs) => fs.lutimes(path, atimeMs / 1000, mtimeMs / 1000),
     openDir: async (path) => (await fs.opendir(path)).close(),
+    readMetadata: async (path) => readMetadataAsAgent(path),
   };
 }
 
@@ -105,6 +109,7 @@ function userAccess(user: User): FileAccess {
     utimes: (path, atimeMs, mtimeMs) => run("utimes", path, atimeMs, mtimeMs),
     lutimes: (path, atimeMs, mtimeMs) => run("lutimes", path, atimeMs, mtimeMs),
     openDir: (path) => run("openDir", path),
+    readMetadata: (path) => run("readMetadata", path),
   };
 }
 

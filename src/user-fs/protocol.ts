@@ -19,6 +19,8 @@ export interface WorkerOps {
   utimes(path: string, atimeMs: number, mtimeMs: number): void;
   lutimes(path: string, atimeMs: number, mtimeMs: number): void;
   openDir(path: string): void;
+  /** native/fs-creds: the `user.e2b.*` attributes of `path` itself (metadata.ts). */
+  readMetadata(path: string): Record<string, string>;
   whoami(): [number, number];
 }
 

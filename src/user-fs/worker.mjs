@@ -44,6 +44,7 @@ const OPS = {
   lutimes: (path, atimeMs, mtimeMs) => fs.lutimesSync(path, atimeMs / 1000, mtimeMs / 1000),
   // Whether the user may list `path`: opening it for reading is the kernel's own answer.
   openDir: (path) => fs.closeSync(fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY)),
+  readMetadata: (path) => creds.readMetadata(path),
   // [fsuid, fsgid] in force while an operation runs (tests prove the switch with it).
   whoami: () => creds.current(),
 };

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "no
 import { gzipSync } from "node:zlib";
 import { CommandExitError, FileNotFoundError, InvalidArgumentError, Sandbox, TimeoutError } from "e2b";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { readMetadataAsAgent } from "../../../src/user-fs/metadata.js";
 import { lookupUser } from "../../../src/users.js";
 import { eventually } from "../../helpers/agent.js";
 import { startE2bSession, type E2bSession } from "../../helpers/e2b.js";
@@ -300,5 +301,25 @@ describe("envd's JSON, read as plain text", () => {
       const end = messages.map((m) => JSON.parse(m) as { event?: { end?: Record<string, unknown> } }).find((m) => m.event?.end !== undefined);
       expect(end?.event?.end, service).toMatchObject({ exitCode: 0, exited: true });
     }
+  });
+});
+
+describe("file metadata (user.e2b.* extended attributes)", () => {
+  it("an upload's metadata comes back in its entries, and the next upload replaces it", async () => {
+    const dir = fresh("meta");
+    const written = await sbx.files.write(`${dir}/m.txt`, "m", { metadata: { Author: "mish", purpose: "test" } });
+    expect(written.metadata).toEqual({ author: "mish", purpose: "test" });
+    expect((await sbx.files.getInfo(`${dir}/m.txt`)).metadata).toEqual({ author: "mish", purpose: "test" });
+    expect((await sbx.files.list(dir)).find((e) => e.name === "m.txt")?.metadata).toEqual({ author: "mish", purpose: "test" });
+    // On the file itself, where envd keeps it.
+    expect(readMetadataAsAgent(`${dir}/m.txt`)).toEqual({ author: "mish", purpose: "test" });
+    await sbx.files.write(`${dir}/m.txt`, "again");
+    expect((await sbx.files.getInfo(`${dir}/m.txt`)).metadata ?? {}).toEqual({});
+    const refused = await fetch(`${session.agent.url}/files?path=${encodeURIComponent(`${dir}/bad.txt`)}`, {
+      method: "POST",
+      headers: { "x-access-token": session.agent.token, "content-type": "application/octet-stream", "x-metadata-big": "v".repeat(5000) },
+      body: "x",
+    });
+    expect([refused.status, existsSync(`${dir}/bad.txt`)]).toEqual([400, false]);
   });
 });
