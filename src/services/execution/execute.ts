@@ -6,6 +6,7 @@ import type { SandboxSettings } from "../../sandbox-settings.js";
 import { callerOf } from "../caller.js";
 import type { ContextRegistry } from "./contexts.js";
 import { FrameQueue } from "./frames.js";
+import { ResultStream } from "./results.js";
 import { runExecution } from "./run.js";
 
 export interface ExecuteDeps {
@@ -36,7 +37,7 @@ export async function* execute(req: ExecuteRequest, ctx: HandlerContext, deps: E
   const env = context.kernel.supportsEnv ? { ...deps.settings.envVars, ...requested } : requested;
   const limitMs = ctx.timeoutMs() ?? (deps.defaultTimeoutMs > 0 ? deps.defaultTimeoutMs : undefined);
   const frames = new FrameQueue();
-  runExecution(context, { code: req.code, env, signal: ctx.signal, limitMs, emit: (frame) => frames.push(frame), log: deps.log }).then(
+  runExecution(context, { code: req.code, env, signal: ctx.signal, limitMs, sink: new ResultStream((frame) => frames.push(frame)), log: deps.log }).then(
     () => frames.end(),
     (err: unknown) => frames.end(err),
   );

@@ -93,7 +93,30 @@ export interface Summary {
   readonly executionCount: number;
 }
 
-export class ResultStream {
+/**
+ * What run.ts tells a wire face about one execution, in the kernel's own terms: each face (the
+ * Connect ExecuteResponse frames here, E2B's NDJSON lines in e2b/interpreter/) maps them its way.
+ */
+export interface ExecutionSink {
+  readonly onEvent: (event: KernelEvent) => void;
+  /** Set once the code asked for input, which executions cannot give: the execution counts as failed. */
+  readonly refusedInput: boolean;
+  error(name: string, value: string, traceback: string): void;
+  stderr(content: string): void;
+  finishOk(summary: Summary): void;
+  /** `executionCount` when the kernel said it (a cell that raised still has one). */
+  finishFailed(executionCount?: number): void;
+}
+
+/** The error an execution that asked for input ends with, the same in every face. */
+export function inputRefusal(prompt: string): string {
+  return (
+    `the code asked for input${prompt ? ` (${JSON.stringify(prompt)})` : ""}, but executions cannot read stdin; ` +
+    "it was answered with an empty line. Pass data in the code, a file or envVars instead."
+  );
+}
+
+export class ResultStream implements ExecutionSink {
   private heldMain: { data: MimeBundle; executionCount: number } | undefined;
   private clearPending = false;
   /** The kernel asked for input (and got an empty line): the execution counts as failed. */
@@ -146,12 +169,7 @@ export class ResultStream {
         return;
       case "input_request":
         this.refusedInput = true;
-        this.error(
-          "StdinNotImplementedError",
-          `the code asked for input${event.prompt ? ` (${JSON.stringify(event.prompt)})` : ""}, but executions cannot read stdin; ` +
-            "it was answered with an empty line. Pass data in the code, a file or envVars instead.",
-          "",
-        );
+        this.error("StdinNotImplementedError", inputRefusal(event.prompt), "");
         return;
     }
   };

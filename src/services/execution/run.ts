@@ -13,11 +13,10 @@
  *   next one, which is told on stderr that earlier state is gone.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { ExecuteResponse } from "../../gen/sandboxagent/api_pb.js";
 import { KernelDiedError, type ExecuteOutcome } from "../../kernels/kernel.js";
 import type { Logger } from "../../log.js";
 import type { ExecutionContext } from "./contexts.js";
-import { ResultStream } from "./results.js";
+import type { ExecutionSink } from "./results.js";
 
 /** How long an interrupted execution gets to stop before its kernel is restarted. */
 export const INTERRUPT_GRACE_MS = 2_000;
@@ -29,7 +28,8 @@ export interface RunOptions {
   readonly signal: AbortSignal;
   /** Time limit in ms from now; undefined for none. */
   readonly limitMs: number | undefined;
-  readonly emit: (response: ExecuteResponse) => void;
+  /** Where the execution's events go, in the caller's wire format. */
+  readonly sink: ExecutionSink;
   readonly log?: Logger;
 }
 
@@ -70,7 +70,7 @@ function limitText(limitMs: number | undefined): string {
 }
 
 export async function runExecution(context: ExecutionContext, options: RunOptions): Promise<void> {
-  const results = new ResultStream(options.emit);
+  const results = options.sink;
   const watch = watchStop(options.signal, options.limitMs);
   const { kernel } = context;
   let release: (() => void) | undefined;
@@ -135,7 +135,7 @@ export async function runExecution(context: ExecutionContext, options: RunOption
       results.finishOk({ startedAt, finishedAt, executionCount: outcome.executionCount });
       return;
     }
-    results.finishFailed();
+    results.finishFailed(outcome?.executionCount);
     const listening = !options.signal.aborted;
     const limit = `the execution exceeded its time limit${limitText(options.limitMs)}`;
     if (context.destroyed) {
