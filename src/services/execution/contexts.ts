@@ -203,14 +203,17 @@ export class ContextRegistry {
     return context;
   }
 
-  /** The context an Execute without a context id runs in: one per user and language. */
-  defaultFor(language: string, user: User): Promise<ExecutionContext> {
+  /**
+   * The context an Execute without a context id runs in: one per user and language, and per
+   * `scope`, so another wire face (E2B's, with its own cwd) keeps default contexts of its own.
+   */
+  defaultFor(language: string, user: User, options: { readonly scope?: string; readonly cwd?: string } = {}): Promise<ExecutionContext> {
     const wanted = language === "" ? DEFAULT_LANGUAGE : language;
     const canonical = this.catalog.entry(wanted)?.language ?? wanted.toLowerCase();
-    const key = `${user.name}\u0000${canonical}`;
+    const key = `${options.scope ?? ""}\u0000${user.name}\u0000${canonical}`;
     let context = this.defaults.get(key);
     if (context === undefined) {
-      context = this.create(wanted, "", user).then((created) => {
+      context = this.create(wanted, options.cwd ?? "", user).then((created) => {
         created.defaultKey = key;
         return created;
       });
@@ -222,6 +225,21 @@ export class ContextRegistry {
       found.lastUsed = Date.now();
       return found;
     });
+  }
+
+  /** The context with this id, if alive, without checking who asks (listings filter themselves). */
+  peek(id: string): ExecutionContext | undefined {
+    return this.byId.get(id);
+  }
+
+  /**
+   * Restarts a context's kernel at once, its state lost; an execution running in it ends with
+   * the kernel's death. The context keeps its id, language and cwd.
+   */
+  async restart(id: string, user: User): Promise<void> {
+    const context = this.get(id, user);
+    context.countRestart();
+    await context.kernel.restart();
   }
 
   async destroy(id: string, user: User): Promise<void> {
