@@ -1,0 +1,124 @@
+/**
+ * E2B's code contexts over the agent's one ContextRegistry: E2B's language names and defaults,
+ * its own default contexts (python and javascript, in /home/user), and the listing.
+ *
+ * The listing holds the contexts made through this face only, in the order they were made: the
+ * Connect face's contexts never appear in it, so a caller without the token (the SDK sends none
+ * on /contexts*) cannot find them. Such a caller acts as the default user and sees, restarts or
+ * removes only that user's contexts of this face (`tokenless` below), whoever the default user is.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { statSync } from "node:fs";
+import type { Logger } from "../../log.js";
+import type { ContextRegistry, ExecutionContext } from "../../services/execution/contexts.js";
+import { mayControl } from "../../user-spawn.js";
+import type { User } from "../../users.js";
+
+/** What E2B calls a context, as every /contexts route returns it. */
+export interface E2bContext {
+  readonly id: string;
+  readonly language: string;
+  readonly cwd: string;
+}
+
+/** The languages whose default contexts E2B's server starts with, and its SDK tests list. */
+export const DEFAULT_LANGUAGES = ["python", "javascript"] as const;
+
+/** E2B's default working directory, where its template's user lives. */
+const E2B_HOME = "/home/user";
+
+/** Keeps the defaults of this face apart from the Connect face's (ContextRegistry.defaultFor). */
+const SCOPE = "e2b";
+
+const ALIASES: Readonly<Record<string, string>> = { js: "javascript", ts: "typescript" };
+
+/** E2B's normalisation: trimmed, lower case, `js` and `ts` spelt out; python when absent. */
+export function normalizeLanguage(language: string | undefined): string {
+  const trimmed = (language ?? "").trim().toLowerCase();
+  if (trimmed === "") return "python";
+  return ALIASES[trimmed] ?? trimmed;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+const describe = (context: ExecutionContext): E2bContext => ({ id: context.id, language: context.language, cwd: context.cwd || context.directory });
+
+export class InterpreterContexts {
+  /** Ids of this face's contexts, in creation order; those since destroyed or evicted drop out when listed. */
+  private readonly made = new Set<string>();
+
+  constructor(
+    private readonly registry: ContextRegistry,
+    private readonly log?: Logger,
+  ) {}
+
+  /** `/home/user` where it exists (E2B's templates), else the caller's home. */
+  private defaultCwd(user: User): string {
+    return isDirectory(E2B_HOME) ? E2B_HOME : user.home;
+  }
+
+  async defaultFor(language: string, user: User): Promise<ExecutionContext> {
+    const context = await this.registry.defaultFor(normalizeLanguage(language), user, { scope: SCOPE, cwd: this.defaultCwd(user) });
+    this.made.add(context.id);
+    return context;
+  }
+
+  /** Starts the default contexts that are not running yet; a language that cannot start is logged and left out. */
+  async ensureDefaults(user: User): Promise<void> {
+    await Promise.all(
+      DEFAULT_LANGUAGES.map((language) =>
+        this.defaultFor(language, user).catch((err: Error) => this.log?.warn({ language, err: err.message }, "cannot start an E2B default context")),
+      ),
+    );
+  }
+
+  async create(language: string | undefined, cwd: string | undefined, user: User): Promise<E2bContext> {
+    const context = await this.registry.create(normalizeLanguage(language), cwd || this.defaultCwd(user), user);
+    this.made.add(context.id);
+    return describe(context);
+  }
+
+  private visible(context: ExecutionContext, user: User, tokenless: boolean): boolean {
+    if (!this.made.has(context.id)) return false;
+    return tokenless ? context.owner.uid === user.uid : mayControl(user, context.owner);
+  }
+
+  list(user: User, tokenless: boolean): E2bContext[] {
+    const listed: E2bContext[] = [];
+    for (const id of this.made) {
+      const context = this.registry.peek(id);
+      if (context === undefined) this.made.delete(id);
+      else if (this.visible(context, user, tokenless)) listed.push(describe(context));
+    }
+    return listed;
+  }
+
+  /** The context `id` for a management call; NotFound, saying nothing more, when this caller may not see it. */
+  private managed(id: string, user: User, tokenless: boolean): ExecutionContext {
+    const context = this.registry.peek(id);
+    if (tokenless && (context === undefined || !this.visible(context, user, tokenless))) {
+      throw new ConnectError(`Context ${id} not found`, Code.NotFound);
+    }
+    return this.registry.get(id, user);
+  }
+
+  async restart(id: string, user: User, tokenless: boolean): Promise<void> {
+    await this.registry.restart(this.managed(id, user, tokenless).id, user);
+  }
+
+  async remove(id: string, user: User, tokenless: boolean): Promise<void> {
+    await this.registry.destroy(this.managed(id, user, tokenless).id, user);
+    this.made.delete(id);
+  }
+
+  /** The context an execution names (callers of /execute hold the token: any context they may control). */
+  get(id: string, user: User): ExecutionContext {
+    return this.registry.get(id, user);
+  }
+}
