@@ -89,14 +89,19 @@ export class InterpreterContexts {
     return tokenless ? context.owner.uid === user.uid : mayControl(user, context.owner);
   }
 
+  /**
+   * Default contexts first, then the others in the order they were made: E2B's order, where the
+   * defaults exist from the start (here they may be started by the first listing).
+   */
   list(user: User, tokenless: boolean): E2bContext[] {
-    const listed: E2bContext[] = [];
+    const visible: ExecutionContext[] = [];
     for (const id of this.made) {
       const context = this.registry.peek(id);
       if (context === undefined) this.made.delete(id);
-      else if (this.visible(context, user, tokenless)) listed.push(describe(context));
+      else if (this.visible(context, user, tokenless)) visible.push(context);
     }
-    return listed;
+    const isDefault = (context: ExecutionContext): boolean => context.defaultKey !== undefined;
+    return [...visible.filter(isDefault), ...visible.filter((context) => !isDefault(context))].map(describe);
   }
 
   /** The context `id` for a management call; NotFound, saying nothing more, when this caller may not see it. */
