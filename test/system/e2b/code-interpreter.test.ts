@@ -8,17 +8,18 @@ import { startE2bSession, type E2bSession } from "../../helpers/e2b.js";
 import { ensureUser } from "../../helpers/linux-users.js";
 
 type CodeInterpreter = typeof import("@e2b/code-interpreter");
-type Sandbox = InstanceType<CodeInterpreter["Sandbox"]>;
 
 let session: E2bSession;
-let sdk: CodeInterpreter;
-let sbx: Sandbox;
+let sdk: Pick<CodeInterpreter, "TimeoutError" | "NotFoundError">;
+let sbx: InstanceType<CodeInterpreter["Sandbox"]>;
 
 beforeAll(async () => {
   ensureUser("user");
   session = await startE2bSession({ defaultUser: "user" });
-  sdk = await import("@e2b/code-interpreter");
-  sbx = await sdk.Sandbox.create();
+  // Imported once the stand-in's environment is set.
+  const { Sandbox, TimeoutError, NotFoundError } = await import("@e2b/code-interpreter");
+  sdk = { TimeoutError, NotFoundError };
+  sbx = await Sandbox.create();
 });
 afterAll(async () => session?.close());
 
