@@ -10,7 +10,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { statSync } from "node:fs";
 import type { Logger } from "../../log.js";
-import type { ContextRegistry, ExecutionContext } from "../../services/execution/contexts.js";
+import type { ContextRegistry, CreateOptions, ExecutionContext } from "../../services/execution/contexts.js";
 import { mayControl } from "../../user-spawn.js";
 import type { User } from "../../users.js";
 
@@ -63,23 +63,36 @@ export class InterpreterContexts {
     return isDirectory(E2B_HOME) ? E2B_HOME : user.home;
   }
 
-  async defaultFor(language: string, user: User): Promise<ExecutionContext> {
-    const context = await this.registry.defaultFor(normalizeLanguage(language), user, { scope: SCOPE, cwd: this.defaultCwd(user) });
+  /** At the context cap, a call without the token may replace only the contexts it could remove itself. */
+  private createOptions(user: User, tokenless: boolean): CreateOptions {
+    return tokenless ? { evictable: (context) => this.visible(context, user, true) } : {};
+  }
+
+  async defaultFor(language: string, user: User, tokenless = false): Promise<ExecutionContext> {
+    return this.startDefault(language, user, this.createOptions(user, tokenless));
+  }
+
+  private async startDefault(language: string, user: User, createOptions: CreateOptions): Promise<ExecutionContext> {
+    const options = { ...createOptions, scope: SCOPE, cwd: this.defaultCwd(user) };
+    const context = await this.registry.defaultFor(normalizeLanguage(language), user, options);
     this.made.add(context.id);
     return context;
   }
 
-  /** Starts the default contexts that are not running yet; a language that cannot start is logged and left out. */
+  /**
+   * Starts the default contexts that are not running yet; one that cannot start is logged and left
+   * out. A listing shuts nothing down to make room for them: at the context cap they wait.
+   */
   async ensureDefaults(user: User): Promise<void> {
     await Promise.all(
       DEFAULT_LANGUAGES.map((language) =>
-        this.defaultFor(language, user).catch((err: Error) => this.log?.warn({ language, err: err.message }, "cannot start an E2B default context")),
+        this.startDefault(language, user, { evictable: () => false }).catch((err: Error) => this.log?.warn({ language, err: err.message }, "cannot start an E2B default context")),
       ),
     );
   }
 
-  async create(language: string | undefined, cwd: string | undefined, user: User): Promise<E2bContext> {
-    const context = await this.registry.create(normalizeLanguage(language), cwd || this.defaultCwd(user), user);
+  async create(language: string | undefined, cwd: string | undefined, user: User, tokenless: boolean): Promise<E2bContext> {
+    const context = await this.registry.create(normalizeLanguage(language), cwd || this.defaultCwd(user), user, this.createOptions(user, tokenless));
     this.made.add(context.id);
     return describe(context);
   }

@@ -154,7 +154,7 @@ export const interpreterRoutes: FastifyPluginAsync<InterpreterRouteOptions> = as
       return reply.code(422).send({ detail: "language and cwd must be strings" });
     }
     try {
-      return await contexts.create(body.language ?? undefined, body.cwd ?? undefined, req.caller);
+      return await contexts.create(body.language ?? undefined, body.cwd ?? undefined, req.caller, isTokenless(req));
     } catch (err) {
       return sendFailure(reply, err);
     }

@@ -196,6 +196,24 @@ describe("e2b interpreter: /contexts without the token", () => {
     expect((await fetch(`${agent.url}/contexts/${connectId}`, { method: "DELETE", headers: { ...AUTH, "x-user": "root" } })).status).toBe(200);
   });
 
+  it("never shuts down another caller's context to make room", async () => {
+    const full = await startTestAgent({ defaultUser: VICTIM, maxContexts: 2 });
+    try {
+      const asRoot = { ...WITH_TOKEN, "x-user": "root" };
+      const made: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        made.push(((await (await fetch(`${full.url}/contexts`, { method: "POST", headers: asRoot, body: "{}" })).json()) as { id: string }).id);
+      }
+      const refused = await fetch(`${full.url}/contexts`, { method: "POST", headers: JSON_HEADERS, body: "{}" });
+      expect(refused.status).toBe(503);
+      expect(await refused.text()).toContain("not this caller's to shut down");
+      const listed = ((await (await fetch(`${full.url}/contexts`, { headers: asRoot })).json()) as { id: string }[]).map((item) => item.id);
+      expect(listed).toEqual(made);
+    } finally {
+      await full.close();
+    }
+  });
+
   it("refuses a wrong token, 401", async () => {
     expect((await fetch(`${agent.url}/contexts`, { headers: { "x-access-token": "wrong" } })).status).toBe(401);
   });
