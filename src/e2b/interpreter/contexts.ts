@@ -50,13 +50,19 @@ function isDirectory(path: string): boolean {
 const describe = (context: ExecutionContext): E2bContext => ({ id: context.id, language: context.language, cwd: context.cwd || context.directory });
 
 export class InterpreterContexts {
-  /** Ids of this face's contexts, in creation order; those since destroyed or evicted drop out when listed. */
+  /** Ids of this face's contexts, in creation order; those since destroyed or evicted drop out at the next addition or listing. */
   private readonly made = new Set<string>();
 
   constructor(
     private readonly registry: ContextRegistry,
     private readonly log?: Logger,
   ) {}
+
+  /** Remembers a new context, forgetting those gone meanwhile, so the set stays as small as the registry. */
+  private remember(context: ExecutionContext): void {
+    for (const id of this.made) if (this.registry.peek(id) === undefined) this.made.delete(id);
+    this.made.add(context.id);
+  }
 
   /** `/home/user` where it exists (E2B's templates), else the caller's home. */
   private defaultCwd(user: User): string {
@@ -75,7 +81,7 @@ export class InterpreterContexts {
   private async startDefault(language: string, user: User, createOptions: CreateOptions): Promise<ExecutionContext> {
     const options = { ...createOptions, scope: SCOPE, cwd: this.defaultCwd(user) };
     const context = await this.registry.defaultFor(normalizeLanguage(language), user, options);
-    this.made.add(context.id);
+    this.remember(context);
     return context;
   }
 
@@ -93,7 +99,7 @@ export class InterpreterContexts {
 
   async create(language: string | undefined, cwd: string | undefined, user: User, tokenless: boolean): Promise<E2bContext> {
     const context = await this.registry.create(normalizeLanguage(language), cwd || this.defaultCwd(user), user, this.createOptions(user, tokenless));
-    this.made.add(context.id);
+    this.remember(context);
     return describe(context);
   }
 
