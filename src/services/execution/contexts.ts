@@ -41,6 +41,8 @@ export interface ExecutionContext {
    */
   readonly takeDeathNotice: () => string | undefined;
   destroyed: boolean;
+  /** Restarts a caller asked for (ContextRegistry.restart), so a running execution knows why its kernel went. */
+  restarts: number;
   /** When it was last created, looked up or executed in (for choosing what to shut down at the cap). */
   lastUsed: number;
   /** Set when it is a caller's default context for a language. */
@@ -172,6 +174,7 @@ export class ContextRegistry {
         return notice;
       },
       destroyed: false,
+      restarts: 0,
       lastUsed: Date.now(),
       defaultKey: undefined,
     };
@@ -252,6 +255,7 @@ export class ContextRegistry {
   async restart(id: string, user: User): Promise<void> {
     const context = this.get(id, user);
     context.countRestart();
+    context.restarts++;
     await context.kernel.restart();
   }
 

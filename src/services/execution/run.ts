@@ -10,7 +10,8 @@
  *   an end-of-stream error would make it drop everything.
  * - A kernel that dies during the execution ends it with a DeadKernelError event; the next
  *   execution starts a new kernel. A kernel that died between executions is restarted before the
- *   next one, which is told on stderr that earlier state is gone.
+ *   next one, which is told on stderr that earlier state is gone. A kernel a caller restarts
+ *   (ContextRegistry.restart) ends the execution with a ContextRestarting event.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { KernelDiedError, type ExecuteOutcome } from "../../kernels/kernel.js";
@@ -104,6 +105,7 @@ export async function runExecution(context: ExecutionContext, options: RunOption
       }
     }
 
+    const restartsBefore = context.restarts;
     const startedAt = new Date();
     const execution = kernel.execute(options.code, { env: options.env, onEvent: results.onEvent });
     const first = await Promise.race([execution.then(() => "done" as const, () => "done" as const), watch.stopped]);
@@ -140,6 +142,9 @@ export async function runExecution(context: ExecutionContext, options: RunOption
     const limit = `the execution exceeded its time limit${limitText(options.limitMs)}`;
     if (context.destroyed) {
       results.error("ContextDestroyedError", `context ${context.id} was destroyed during the execution`, "");
+    } else if (died instanceof KernelDiedError && context.restarts !== restartsBefore) {
+      // E2B's name for it; its kernel is already running again, without the earlier state.
+      results.error("ContextRestarting", `context ${context.id} was restarted during the execution: its variables and imports are lost`, "");
     } else if (died !== undefined && !(died instanceof KernelDiedError)) {
       throw died instanceof ConnectError ? died : new ConnectError(died.message, Code.Internal);
     } else if (stop === "timeout") {

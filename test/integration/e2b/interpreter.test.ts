@@ -115,6 +115,29 @@ describe("e2b interpreter: the NDJSON body", () => {
   });
 });
 
+describe("e2b interpreter: restart", () => {
+  it("ends an execution running in a restarted context with ContextRestarting, and the context runs on", async () => {
+    const created = (await (await fetch(`${agent.url}/contexts`, { method: "POST", headers: JSON_HEADERS, body: "{}" })).json()) as { id: string };
+    await lines(await execute({ code: "state = 'lost'", context_id: created.id }));
+    const res = await execute({ code: "print('looping', flush=True)\nwhile True: pass", context_id: created.id });
+    const reader = res.body!.getReader();
+    let text = "";
+    while (!text.includes("looping")) text += new TextDecoder().decode((await reader.read()).value);
+    expect((await fetch(`${agent.url}/contexts/${created.id}/restart`, { method: "POST", headers: JSON_HEADERS })).status).toBe(200);
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += new TextDecoder().decode(chunk.value);
+    const body = text
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Line);
+    expect(body.find((line) => line.type === "error")?.name).toBe("ContextRestarting");
+    expect(body.at(-1)).toEqual({ type: "end_of_execution" });
+
+    const next = await lines(await execute({ code: "print('fresh')\nstate", context_id: created.id }));
+    expect(stdoutOf(next)).toBe("fresh\n");
+    expect(next.find((line) => line.type === "error")?.name).toBe("NameError");
+  });
+});
+
 describe("e2b interpreter: statuses and texts", () => {
   it("refuses context_id with language, 400", async () => {
     const res = await execute({ code: "1", context_id: "x", language: "python" });
