@@ -32,6 +32,7 @@ export class NdjsonWriter {
     private readonly res: http.ServerResponse,
     headers: http.OutgoingHttpHeaders,
   ) {
+    if (res.destroyed) return;
     res.writeHead(200, { ...headers, "content-type": "application/x-ndjson", "cache-control": "no-store" });
     res.flushHeaders();
     this.arm();

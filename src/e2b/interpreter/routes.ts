@@ -114,6 +114,12 @@ export const interpreterRoutes: FastifyPluginAsync<InterpreterRouteOptions> = as
     }
     const problem = environmentProblem(body.env);
     if (problem !== undefined) return sendText(reply, 400, problem);
+    // A client that leaves (the SDK aborts at its timeoutMs) stops its execution: run.ts interrupts
+    // the kernel. Watched from here, since it may leave while its default context is starting.
+    const left = new AbortController();
+    reply.raw.once("close", () => {
+      if (!reply.raw.writableFinished) left.abort();
+    });
     let context: Awaited<ReturnType<InterpreterContexts["defaultFor"]>>;
     try {
       context = body.contextId === undefined ? await contexts.defaultFor(body.language ?? "python", req.caller) : contexts.get(body.contextId, req.caller);
@@ -123,13 +129,8 @@ export const interpreterRoutes: FastifyPluginAsync<InterpreterRouteOptions> = as
 
     reply.hijack();
     const writer = new NdjsonWriter(reply.raw, headersOf(reply));
-    // A client that leaves (the SDK aborts at its timeoutMs) stops its execution: run.ts interrupts the kernel.
-    const left = new AbortController();
-    reply.raw.once("close", () => {
-      if (reply.raw.writableFinished) return;
-      writer.abandon();
-      left.abort();
-    });
+    if (left.signal.aborted) writer.abandon();
+    else left.signal.addEventListener("abort", () => writer.abandon(), { once: true });
     const limitMs = options.defaultTimeoutMs > 0 ? options.defaultTimeoutMs : undefined;
     try {
       await runExecution(context, {

@@ -115,6 +115,24 @@ describe("e2b interpreter: the NDJSON body", () => {
   });
 });
 
+describe("e2b interpreter: a client that leaves early", () => {
+  it("never leaves its code running, even when it left while its default context was starting", async () => {
+    const leaving = new AbortController();
+    // Whenever the abort lands (before, during or after the R kernel's start), the loop must not hold the context.
+    setTimeout(() => leaving.abort(), 300);
+    await fetch(`${agent.url}/execute`, {
+      method: "POST",
+      headers: WITH_TOKEN,
+      body: JSON.stringify({ code: "repeat {}", language: "r" }),
+      signal: leaving.signal,
+    })
+      .then((res) => res.text())
+      .catch(() => undefined);
+    const next = await lines(await execute({ code: "cat('free', '\\n')", language: "r" }));
+    expect(stdoutOf(next)).toBe("free \n");
+  });
+});
+
 describe("e2b interpreter: restart", () => {
   it("ends an execution running in a restarted context with ContextRestarting, and the context runs on", async () => {
     const created = (await (await fetch(`${agent.url}/contexts`, { method: "POST", headers: JSON_HEADERS, body: "{}" })).json()) as { id: string };
