@@ -74,16 +74,17 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
   app.addHook("onRequest", gate({ settings, signedUrlMaxSeconds: config.signedUrlMaxSeconds }));
 
   // The E2B code interpreter's routes, over the same contexts as the Connect services.
-  const interpreter = new InterpreterContexts(services.contexts, app.log);
+  const interpreter = new InterpreterContexts(services.contexts, () => settings.defaultWorkdir, app.log);
   if (config.interpreterPort > 0) {
     // As E2B's server does, where its SDK is expected: the default contexts are ready at start.
-    const user = lookupUser(config.defaultUser);
+    const user = lookupUser(settings.defaultUser);
     if (user !== undefined) void interpreter.ensureDefaults(user);
   }
   await app.register(interpreterRoutes, {
     contexts: interpreter,
     defaultTimeoutMs: config.executionTimeoutMs,
     bodyLimit: config.rpcMaxBytes,
+    settings,
     log: app.log,
   });
 

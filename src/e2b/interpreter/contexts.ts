@@ -55,6 +55,8 @@ export class InterpreterContexts {
 
   constructor(
     private readonly registry: ContextRegistry,
+    /** The sandbox's working directory, once POST /init has set one. */
+    private readonly defaultWorkdir: () => string | undefined,
     private readonly log?: Logger,
   ) {}
 
@@ -64,9 +66,9 @@ export class InterpreterContexts {
     this.made.add(context.id);
   }
 
-  /** `/home/user` where it exists (E2B's templates), else the caller's home. */
+  /** The sandbox's working directory (POST /init), else `/home/user` where it exists (E2B's templates), else the caller's home. */
   private defaultCwd(user: User): string {
-    return isDirectory(E2B_HOME) ? E2B_HOME : user.home;
+    return this.defaultWorkdir() ?? (isDirectory(E2B_HOME) ? E2B_HOME : user.home);
   }
 
   /** At the context cap, a call without the token may replace only the contexts it could remove itself. */

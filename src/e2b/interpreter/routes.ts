@@ -11,6 +11,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { environmentProblem } from "../../env-vars.js";
 import type { Logger } from "../../log.js";
+import type { SandboxSettings } from "../../sandbox-settings.js";
+import { executionEnv } from "../../services/execution/execute.js";
 import { runExecution } from "../../services/execution/run.js";
 import type { InterpreterContexts } from "./contexts.js";
 import { NdjsonWriter } from "./ndjson.js";
@@ -22,6 +24,8 @@ export interface InterpreterRouteOptions {
   readonly defaultTimeoutMs: number;
   /** Largest request body (the Connect face's --rpc-max-bytes): code can be long. */
   readonly bodyLimit: number;
+  /** The sandbox's env vars from POST /init, which every execution gets under its own. */
+  readonly settings: SandboxSettings;
   readonly log?: Logger;
 }
 
@@ -135,7 +139,7 @@ export const interpreterRoutes: FastifyPluginAsync<InterpreterRouteOptions> = as
     try {
       await runExecution(context, {
         code: body.code,
-        env: body.env,
+        env: executionEnv(context, options.settings, body.env),
         signal: left.signal,
         limitMs,
         sink: new E2bResultSink((line) => writer.send(line)),

@@ -124,6 +124,14 @@ describe("e2b code interpreter: runCode in Python", () => {
     expect(after.text).toBe("unset");
   });
 
+  it("gives every run the sandbox's env vars (Sandbox.create's envs, through POST /init), under its own", async () => {
+    const { Sandbox } = await import("@e2b/code-interpreter");
+    const withEnvs = await Sandbox.create({ envs: { E2B_SANDBOX_VAR: "sandbox", E2B_BOTH_VAR: "sandbox" } });
+    const code = "import os\nprint(os.environ.get('E2B_SANDBOX_VAR'), os.environ.get('E2B_BOTH_VAR'))";
+    const execution = await withEnvs.runCode(code, { envs: { E2B_BOTH_VAR: "run" } });
+    expect(execution.logs.stdout.join("")).toBe("sandbox run\n");
+  });
+
   it("runs in /home/user as the sandbox's user", async () => {
     const execution = await sbx.runCode("import os, getpass\nprint(os.getcwd(), getpass.getuser())");
     expect(execution.logs.stdout.join("")).toBe("/home/user user\n");
