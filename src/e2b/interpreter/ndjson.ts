@@ -55,17 +55,21 @@ export class NdjsonWriter {
       this.dropped += typeof line.text === "string" ? line.text.length : 0;
       return;
     }
-    if (this.dropped > 0 && this.res.writableLength <= MAX_PENDING_TEXT) {
-      const text = `\n[sandbox-agent] ${this.dropped} characters of output were dropped: the client read more slowly than the code wrote\n`;
-      this.dropped = 0;
-      this.write({ type: "stderr", text, timestamp: new Date().toISOString() });
-    }
+    if (this.res.writableLength <= MAX_PENDING_TEXT) this.sayDropped();
     this.write(line);
+  }
+
+  private sayDropped(): void {
+    if (this.dropped === 0) return;
+    const text = `\n[sandbox-agent] ${this.dropped} characters of output were dropped: the client read more slowly than the code wrote\n`;
+    this.dropped = 0;
+    this.write({ type: "stderr", text, timestamp: new Date().toISOString() });
   }
 
   /** Ends the body with E2B's `end_of_execution`, always its last line. */
   end(): void {
     if (this.ended) return;
+    this.sayDropped();
     this.write({ type: "end_of_execution" });
     this.ended = true;
     clearTimeout(this.timer);
