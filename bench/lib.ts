@@ -44,9 +44,14 @@ export interface AgentProcess {
   readonly stop: () => Promise<void>;
 }
 
-/** Starts `node dist/main.js` on a free loopback port and waits for it to say where it listens. */
+/**
+ * Starts `node dist/main.js` on a free loopback port and waits for it to say where it listens.
+ * Without the E2B interpreter's fixed second port: runs side by side, and no default contexts
+ * start with the agent to skew what is measured.
+ */
 export async function startAgentProcess(token: string, extraArgs: string[] = []): Promise<AgentProcess> {
-  const child = spawn(process.execPath, ["dist/main.js", "--host", "127.0.0.1", "--port", "0", "--log-level", "info", ...extraArgs], {
+  const fixed = ["dist/main.js", "--host", "127.0.0.1", "--port", "0", "--interpreter-port", "0", "--log-level", "info"];
+  const child = spawn(process.execPath, [...fixed, ...extraArgs], {
     env: { ...process.env, SANDBOX_AGENT_ACCESS_TOKEN: token },
     stdio: ["ignore", "pipe", "inherit"],
   });

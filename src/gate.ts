@@ -25,6 +25,8 @@ export interface RouteAccess {
   readonly signed?: { readonly op: Operation; readonly path: (req: FastifyRequest) => string | undefined; readonly envd?: boolean };
   /** POST /init: open while no token is set, then only to the token's holder (sandbox-settings.ts). */
   readonly init?: boolean;
+  /** E2B code interpreter: a call without X-Access-Token comes in as the default user (see authenticate). */
+  readonly withoutToken?: boolean;
 }
 
 declare module "fastify" {
@@ -73,6 +75,13 @@ function authenticate(req: FastifyRequest, access: RouteAccess, options: GateOpt
       options.signedUrlMaxSeconds,
       { raw: access.signed.envd === true },
     );
+  // --- E2B code interpreter (issue 17; src/e2b/interpreter/) -----------------------------------
+  // Its unmodified SDK sends no token on /contexts*. Such a call acts as the default user, never
+  // one its headers name, and those routes only manage contexts: running code (POST /execute)
+  // needs the token. A call that sends a token is checked as usual.
+  } else if (access.withoutToken === true && req.headers["x-access-token"] === undefined) {
+    userName = settings.defaultUser;
+  // --- end of E2B code interpreter -------------------------------------------------------------
   } else if (settings.tokenMatches(single(req.headers["x-access-token"]))) {
     userName = fromHeaders();
     // envd's file routes name the user in the query.

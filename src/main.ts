@@ -38,7 +38,7 @@ async function main(argv: string[]): Promise<void> {
     }
     throw err;
   }
-  agent.app.log.info({ port: agent.port, host: config.host, tls: config.tls !== undefined }, "sandbox-agent listening");
+  agent.app.log.info({ port: agent.port, host: config.host, tls: config.tls !== undefined, interpreterUrl: agent.interpreterUrl }, "sandbox-agent listening");
 
   let stopping = false;
   const stop = (signal: string): void => {

@@ -13,7 +13,11 @@ import { envdRoutes } from "./e2b/envd-routes.js";
 import { healthRoutes } from "./http/health.js";
 import { metricsRoutes } from "./http/metrics.js";
 import { uploadRoutes } from "./http/upload.js";
-import { createOnePortServer, type RequestHandler } from "./net/one-port.js";
+import { createOnePortServer, type OnePortOptions, type RequestHandler } from "./net/one-port.js";
+import { InterpreterContexts } from "./e2b/interpreter/contexts.js";
+import { listenInterpreter } from "./e2b/interpreter/listener.js";
+import { interpreterRoutes } from "./e2b/interpreter/routes.js";
+import { lookupUser } from "./users.js";
 import { callerValues } from "./services/caller.js";
 import { applyConnectFixes, RPC_JSON_OPTIONS } from "./services/connect-fixes/index.js";
 import { createServices } from "./services/index.js";
@@ -32,6 +36,8 @@ export interface Agent {
   readonly port: number;
   /** `http://host:port` with a host that a local client can dial. */
   readonly url: string;
+  /** The same for the E2B code interpreter's own port, when it listens. */
+  readonly interpreterUrl: string | undefined;
   readonly close: () => Promise<void>;
 }
 
@@ -66,6 +72,21 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
   // After CORS, which answers preflights itself; before anything reads a body (src/gate.ts).
   app.decorateRequest("caller", null as never);
   app.addHook("onRequest", gate({ settings, signedUrlMaxSeconds: config.signedUrlMaxSeconds }));
+
+  // The E2B code interpreter's routes, over the same contexts as the Connect services.
+  const interpreter = new InterpreterContexts(services.contexts, () => settings.defaultWorkdir, app.log);
+  if (config.interpreterPort > 0) {
+    // As E2B's server does, where its SDK is expected: the default contexts are ready at start.
+    const user = lookupUser(settings.defaultUser);
+    if (user !== undefined) void interpreter.ensureDefaults(user);
+  }
+  await app.register(interpreterRoutes, {
+    contexts: interpreter,
+    defaultTimeoutMs: config.executionTimeoutMs,
+    bodyLimit: config.rpcMaxBytes,
+    settings,
+    log: app.log,
+  });
 
   await app.register(async (plain) => {
     await plain.register(healthRoutes);
@@ -122,9 +143,12 @@ function observeRequests(app: FastifyInstance, metrics: Metrics): void {
  * requests alike, which fastify and connect-node both handle. The cast says so in one place.
  */
 function onePortFactory(config: AgentOptions): FastifyServerFactory<RawServerDefault> {
-  const factory = (handler: RequestHandler) =>
-    createOnePortServer(handler, { tls: config.tls, maxConnections: config.maxConnections, h2MaxStreams: config.h2MaxStreams, h2IdleMs: config.h2IdleMs });
+  const factory = (handler: RequestHandler) => createOnePortServer(handler, onePortOptions(config));
   return factory as unknown as FastifyServerFactory<RawServerDefault>;
+}
+
+function onePortOptions(config: AgentOptions): OnePortOptions {
+  return { tls: config.tls, maxConnections: config.maxConnections, h2MaxStreams: config.h2MaxStreams, h2IdleMs: config.h2IdleMs };
 }
 
 /** Query parameters that say what was asked for, not who may ask: the only ones logged as sent. */
@@ -156,5 +180,19 @@ export async function startAgent(config: AgentOptions): Promise<Agent> {
   const { port } = app.server.address() as AddressInfo;
   const dialHost = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
   const hostForUrl = dialHost.includes(":") ? `[${dialHost}]` : dialHost;
-  return { app, port, url: `http://${hostForUrl}:${port}`, close: () => app.close() };
+  // fastify's own request handler (app.routing), so that port has the same gate and hooks.
+  const interpreter =
+    config.interpreterPort > 0
+      ? await listenInterpreter(app.routing as unknown as RequestHandler, config.host, config.interpreterPort, onePortOptions(config), app.log)
+      : undefined;
+  return {
+    app,
+    port,
+    url: `http://${hostForUrl}:${port}`,
+    interpreterUrl: interpreter === undefined ? undefined : `http://${hostForUrl}:${interpreter.port}`,
+    close: async () => {
+      await interpreter?.close();
+      await app.close();
+    },
+  };
 }

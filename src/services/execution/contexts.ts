@@ -41,6 +41,8 @@ export interface ExecutionContext {
    */
   readonly takeDeathNotice: () => string | undefined;
   destroyed: boolean;
+  /** Restarts a caller asked for (ContextRegistry.restart), so a running execution knows why its kernel went. */
+  restarts: number;
   /** When it was last created, looked up or executed in (for choosing what to shut down at the cap). */
   lastUsed: number;
   /** Set when it is a caller's default context for a language. */
@@ -48,6 +50,17 @@ export interface ExecutionContext {
 }
 
 const DEFAULT_LANGUAGE = "python";
+
+/** Which contexts a new one may replace at the cap; any idle one when not given. */
+type Evictable = (context: ExecutionContext) => boolean;
+
+export interface CreateOptions {
+  /**
+   * Limits what a creation may shut down to make room: a caller let in without the token (the E2B
+   * face's /contexts) must not end other callers' contexts.
+   */
+  readonly evictable?: Evictable;
+}
 
 /** How many ids of contexts shut down at the cap are remembered, to say why they are gone. */
 const REMEMBERED_EVICTIONS = 1024;
@@ -73,14 +86,16 @@ export class ContextRegistry {
    * Makes room for one more context: at the cap, the least recently used context with nothing
    * running or waiting is shut down. With every context busy, the caller is told to free one.
    */
-  private makeRoom(): void {
+  private makeRoom(evictable: Evictable | undefined): void {
     if (this.byId.size + this.creating.size < this.maxContexts) return;
     let victim: ExecutionContext | undefined;
     for (const context of this.byId.values()) {
+      if (evictable !== undefined && !evictable(context)) continue;
       if (context.queue.length === 0 && (victim === undefined || context.lastUsed < victim.lastUsed)) victim = context;
     }
     if (victim === undefined) {
-      throw new ConnectError(`all ${this.maxContexts} contexts are busy: destroy one, or raise --max-contexts`, Code.ResourceExhausted);
+      const whose = evictable === undefined ? "busy" : "busy or not this caller's to shut down";
+      throw new ConnectError(`all ${this.maxContexts} contexts are ${whose}: destroy one, or raise --max-contexts`, Code.ResourceExhausted);
     }
     this.forget(victim);
     this.evicted.set(victim.id, `it was shut down to make room for a newer one (at most ${this.maxContexts} contexts, --max-contexts)`);
@@ -111,7 +126,7 @@ export class ContextRegistry {
   }
 
   /** Starts (or takes from the pool) a kernel for `language` in `cwd`, as `user`. */
-  async create(language: string, cwd: string, user: User): Promise<ExecutionContext> {
+  async create(language: string, cwd: string, user: User, options: CreateOptions = {}): Promise<ExecutionContext> {
     if (this.disposed) throw new ConnectError("the agent is shutting down", Code.Unavailable);
     const wanted = language === "" ? DEFAULT_LANGUAGE : language;
     let resolved: Awaited<ReturnType<KernelCatalog["resolve"]>>;
@@ -124,7 +139,7 @@ export class ContextRegistry {
     }
     const directory = await this.directory(cwd, user);
     // No await between this check and tracking the job below, so concurrent creates count each other.
-    this.makeRoom();
+    this.makeRoom(options.evictable);
     // Tracked until settled, so dispose() waits for a kernel still starting and stops it too.
     const job = (async () => {
       const started = await this.startKernel(wanted, directory, user, resolved.factory);
@@ -159,6 +174,7 @@ export class ContextRegistry {
         return notice;
       },
       destroyed: false,
+      restarts: 0,
       lastUsed: Date.now(),
       defaultKey: undefined,
     };
@@ -203,14 +219,17 @@ export class ContextRegistry {
     return context;
   }
 
-  /** The context an Execute without a context id runs in: one per user and language. */
-  defaultFor(language: string, user: User): Promise<ExecutionContext> {
+  /**
+   * The context an Execute without a context id runs in: one per user and language, and per
+   * `scope`, so another wire face (E2B's, with its own cwd) keeps default contexts of its own.
+   */
+  defaultFor(language: string, user: User, options: CreateOptions & { readonly scope?: string; readonly cwd?: string } = {}): Promise<ExecutionContext> {
     const wanted = language === "" ? DEFAULT_LANGUAGE : language;
     const canonical = this.catalog.entry(wanted)?.language ?? wanted.toLowerCase();
-    const key = `${user.name}\u0000${canonical}`;
+    const key = `${options.scope ?? ""}\u0000${user.name}\u0000${canonical}`;
     let context = this.defaults.get(key);
     if (context === undefined) {
-      context = this.create(wanted, "", user).then((created) => {
+      context = this.create(wanted, options.cwd ?? "", user, options).then((created) => {
         created.defaultKey = key;
         return created;
       });
@@ -222,6 +241,22 @@ export class ContextRegistry {
       found.lastUsed = Date.now();
       return found;
     });
+  }
+
+  /** The context with this id, if alive, without checking who asks (listings filter themselves). */
+  peek(id: string): ExecutionContext | undefined {
+    return this.byId.get(id);
+  }
+
+  /**
+   * Restarts a context's kernel at once, its state lost; an execution running in it ends with
+   * the kernel's death. The context keeps its id, language and cwd.
+   */
+  async restart(id: string, user: User): Promise<void> {
+    const context = this.get(id, user);
+    context.countRestart();
+    context.restarts++;
+    await context.kernel.restart();
   }
 
   async destroy(id: string, user: User): Promise<void> {

@@ -18,7 +18,12 @@ import { execute } from "./execute.js";
 /** The language the warm pool keeps kernels for. */
 const POOL_LANGUAGE = "python";
 
-export function createExecutionServices(deps: ServiceDeps): ServiceModule {
+/** The execution module also hands its registry to the other wire face (src/e2b/interpreter/). */
+export interface ExecutionModule extends ServiceModule {
+  readonly contexts: ContextRegistry;
+}
+
+export function createExecutionServices(deps: ServiceDeps): ExecutionModule {
   const { config, log } = deps;
   // Connection files, sockets and cells of kernels a crashed agent left behind.
   void removeStaleRuntimeDirectories().then(
@@ -40,6 +45,7 @@ export function createExecutionServices(deps: ServiceDeps): ServiceModule {
   const executeDeps = { contexts, defaultTimeoutMs: config.executionTimeoutMs, log, settings: deps.settings };
 
   return {
+    contexts,
     implementations: [
       implement(ExecutionService, {
         execute: (req, ctx) => execute(req, ctx, executeDeps),

@@ -33,7 +33,7 @@ const TEXT_FIELDS: Readonly<Record<string, TextField>> = {
 };
 
 /** Tabular data: pandas' Table Schema bundle (from the Python start-up formatter) and its kin. */
-const DATA_MIMES = new Set(["application/vnd.dataresource+json", "application/vnd.dataframe+json"]);
+export const DATA_MIMES: ReadonlySet<string> = new Set(["application/vnd.dataresource+json", "application/vnd.dataframe+json"]);
 /** Base64 payloads sometimes end with a newline; the SDKs decode them as they are. */
 const BASE64_FIELDS = new Set<TextField>(["png", "jpeg", "pdf"]);
 
@@ -44,7 +44,7 @@ export function stripAnsi(text: string): string {
   return text.replace(ANSI, "");
 }
 
-function parseJson(text: string): unknown {
+export function parseJson(text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch {
@@ -58,15 +58,22 @@ function asText(value: unknown): string {
   return JSON.stringify(value) ?? "";
 }
 
+/** The text field a MIME type fills (the same names in both faces), with its text; undefined for other types. */
+export function textFieldOf(mime: string, value: unknown): { readonly field: TextField; readonly text: string } | undefined {
+  const field = TEXT_FIELDS[mime];
+  if (field === undefined) return undefined;
+  const text = asText(value);
+  return { field, text: BASE64_FIELDS.has(field) ? text.trim() : text };
+}
+
 /** Maps a MIME bundle onto Result fields; `extra` keeps what has no field of its own. */
 export function resultFields(data: MimeBundle): ResultInit {
   const result: ResultInit = {};
   const extra: Record<string, string> = {};
   for (const [mime, value] of Object.entries(data)) {
-    const field = TEXT_FIELDS[mime];
-    if (field !== undefined) {
-      const text = asText(value);
-      result[field] = BASE64_FIELDS.has(field) ? text.trim() : text;
+    const text = textFieldOf(mime, value);
+    if (text !== undefined) {
+      result[text.field] = text.text;
     } else if (mime === "application/json") {
       // Kernels send an object (as the protocol wants) or its JSON text (tslab, IRkernel): the
       // field carries JSON text either way, never a string quoted twice.
@@ -93,7 +100,30 @@ export interface Summary {
   readonly executionCount: number;
 }
 
-export class ResultStream {
+/**
+ * What run.ts tells a wire face about one execution, in the kernel's own terms: each face (the
+ * Connect ExecuteResponse frames here, E2B's NDJSON lines in e2b/interpreter/) maps them its way.
+ */
+export interface ExecutionSink {
+  readonly onEvent: (event: KernelEvent) => void;
+  /** Set once the code asked for input, which executions cannot give: the execution counts as failed. */
+  readonly refusedInput: boolean;
+  error(name: string, value: string, traceback: string): void;
+  stderr(content: string): void;
+  finishOk(summary: Summary): void;
+  /** `executionCount` when the kernel said it (a cell that raised still has one). */
+  finishFailed(executionCount?: number): void;
+}
+
+/** The error an execution that asked for input ends with, the same in every face. */
+export function inputRefusal(prompt: string): string {
+  return (
+    `the code asked for input${prompt ? ` (${JSON.stringify(prompt)})` : ""}, but executions cannot read stdin; ` +
+    "it was answered with an empty line. Pass data in the code, a file or envVars instead."
+  );
+}
+
+export class ResultStream implements ExecutionSink {
   private heldMain: { data: MimeBundle; executionCount: number } | undefined;
   private clearPending = false;
   /** The kernel asked for input (and got an empty line): the execution counts as failed. */
@@ -146,12 +176,7 @@ export class ResultStream {
         return;
       case "input_request":
         this.refusedInput = true;
-        this.error(
-          "StdinNotImplementedError",
-          `the code asked for input${event.prompt ? ` (${JSON.stringify(event.prompt)})` : ""}, but executions cannot read stdin; ` +
-            "it was answered with an empty line. Pass data in the code, a file or envVars instead.",
-          "",
-        );
+        this.error("StdinNotImplementedError", inputRefusal(event.prompt), "");
         return;
     }
   };

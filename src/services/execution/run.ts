@@ -10,14 +10,14 @@
  *   an end-of-stream error would make it drop everything.
  * - A kernel that dies during the execution ends it with a DeadKernelError event; the next
  *   execution starts a new kernel. A kernel that died between executions is restarted before the
- *   next one, which is told on stderr that earlier state is gone.
+ *   next one, which is told on stderr that earlier state is gone. A kernel a caller restarts
+ *   (ContextRegistry.restart) ends the execution with a ContextRestarting event.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { ExecuteResponse } from "../../gen/sandboxagent/api_pb.js";
 import { KernelDiedError, type ExecuteOutcome } from "../../kernels/kernel.js";
 import type { Logger } from "../../log.js";
 import type { ExecutionContext } from "./contexts.js";
-import { ResultStream } from "./results.js";
+import type { ExecutionSink } from "./results.js";
 
 /** How long an interrupted execution gets to stop before its kernel is restarted. */
 export const INTERRUPT_GRACE_MS = 2_000;
@@ -29,7 +29,8 @@ export interface RunOptions {
   readonly signal: AbortSignal;
   /** Time limit in ms from now; undefined for none. */
   readonly limitMs: number | undefined;
-  readonly emit: (response: ExecuteResponse) => void;
+  /** Where the execution's events go, in the caller's wire format. */
+  readonly sink: ExecutionSink;
   readonly log?: Logger;
 }
 
@@ -70,7 +71,7 @@ function limitText(limitMs: number | undefined): string {
 }
 
 export async function runExecution(context: ExecutionContext, options: RunOptions): Promise<void> {
-  const results = new ResultStream(options.emit);
+  const results = options.sink;
   const watch = watchStop(options.signal, options.limitMs);
   const { kernel } = context;
   let release: (() => void) | undefined;
@@ -104,6 +105,7 @@ export async function runExecution(context: ExecutionContext, options: RunOption
       }
     }
 
+    const restartsBefore = context.restarts;
     const startedAt = new Date();
     const execution = kernel.execute(options.code, { env: options.env, onEvent: results.onEvent });
     const first = await Promise.race([execution.then(() => "done" as const, () => "done" as const), watch.stopped]);
@@ -135,11 +137,14 @@ export async function runExecution(context: ExecutionContext, options: RunOption
       results.finishOk({ startedAt, finishedAt, executionCount: outcome.executionCount });
       return;
     }
-    results.finishFailed();
+    results.finishFailed(outcome?.executionCount);
     const listening = !options.signal.aborted;
     const limit = `the execution exceeded its time limit${limitText(options.limitMs)}`;
     if (context.destroyed) {
       results.error("ContextDestroyedError", `context ${context.id} was destroyed during the execution`, "");
+    } else if (died instanceof KernelDiedError && context.restarts !== restartsBefore) {
+      // E2B's name for it; its kernel is already running again, without the earlier state.
+      results.error("ContextRestarting", `context ${context.id} was restarted during the execution: its variables and imports are lost`, "");
     } else if (died !== undefined && !(died instanceof KernelDiedError)) {
       throw died instanceof ConnectError ? died : new ConnectError(died.message, Code.Internal);
     } else if (stop === "timeout") {
