@@ -3,14 +3,12 @@
  * as its controlling tty, so it leads its own process group like a pipe child. Output is read as
  * bytes (encoding: null), never decoded.
  */
-import { Code } from "@connectrpc/connect";
 import { spawn, type IPty } from "node-pty";
-import { TerminalClosedError, type Child, type ChildHooks, type SpawnRequest } from "./child.js";
-import type { Exit } from "./exit-status.js";
-import { SpawnError } from "./executable.js";
+import { TerminalClosedError, type ChildHooks, type Exit, type RawChild, type SpawnRequest } from "./child.js";
+import { ForkError } from "./fork-thread.js";
 import { readRestBeforeDestroy, terminalClosed } from "./pty-drain.js";
 
-export function spawnPty(request: SpawnRequest, size: { readonly cols: number; readonly rows: number }, hooks: ChildHooks): Child {
+export function spawnPty(request: SpawnRequest, size: { readonly cols: number; readonly rows: number }, hooks: ChildHooks): RawChild {
   const { launch } = request;
   let term: IPty;
   try {
@@ -20,11 +18,11 @@ export function spawnPty(request: SpawnRequest, size: { readonly cols: number; r
       cols: size.cols,
       rows: size.rows,
       cwd: request.cwd,
-      env: launch.env,
+      env: request.env,
       encoding: null,
     });
   } catch (err) {
-    throw new SpawnError(`cannot start a terminal for ${request.cmd}: ${(err as Error).message}`, Code.ResourceExhausted);
+    throw new ForkError(`cannot start a terminal for ${request.cmd}: ${(err as Error).message}`, "EAGAIN");
   }
   let markReleased: () => void = () => {};
   const released = new Promise<void>((resolve) => {

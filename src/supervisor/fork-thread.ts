@@ -1,0 +1,125 @@
+/**
+ * fork/exec off the agent's event loop. fork() copies the page tables of the whole agent, and the
+ * thread that calls it waits for that: 5 ms at 50 MB of RSS, 100-200 ms for a burst of 50 at
+ * 400 MB, which on the event loop stalls every request. On a thread of its own (fork-worker.mjs)
+ * the loop runs on; measured for 50 concurrent /bin/true at 400 MB RSS, event-loop delay p99
+ * 3 ms instead of 107-213 ms (notes in supervisor.ts).
+ *
+ * The thread only forks and reaps. The child's stdio are socketpairs the main thread makes and
+ * keeps one end of (child-fds.ts), so output flows straight into the main loop, no copy between
+ * threads. A thread that dies (it never should: everything in it is caught) fails its pending
+ * starts and is replaced; see ForkThread.onGone for the children it was reaping.
+ */
+import { Worker } from "node:worker_threads";
+import { CHILD_OOM_SCORE_ADJ } from "../user-spawn.js";
+
+const WORKER_URL = new URL("./fork-worker.mjs", import.meta.url);
+
+export interface ForkRequest {
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly cwd: string;
+  readonly env: Readonly<Record<string, string>>;
+  /** Descriptors that become the child's 0, 1 and 2, or "ignore" for /dev/null. */
+  readonly stdio: readonly (number | "ignore")[];
+  readonly uid?: number;
+  readonly gid?: number;
+}
+
+export interface RawExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** A failed fork/exec, with the errno code spawn() gave (ENOENT, EACCES, ...). */
+export class ForkError extends Error {
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+type Reply =
+  | { readonly type: "started"; readonly id: number; readonly pid: number }
+  | { readonly type: "failed"; readonly id: number; readonly code: string | undefined; readonly message: string }
+  | { readonly type: "exit"; readonly pid: number; readonly code: number | null; readonly signal: NodeJS.Signals | null };
+
+interface Pending {
+  readonly resolve: (pid: number) => void;
+  readonly reject: (err: Error) => void;
+  readonly onExit: (exit: RawExit) => void;
+}
+
+class ForkThread {
+  private worker: Worker | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly exits = new Map<number, (exit: RawExit) => void>();
+
+  /** Forks and execs; resolves with the pid once exec'd (or rejects), calls onExit once reaped. */
+  start(request: ForkRequest, onExit: (exit: RawExit) => void): Promise<number> {
+    const worker = this.worker ?? this.spawnWorker();
+    const id = this.nextId++;
+    return new Promise<number>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onExit });
+      worker.postMessage({ ...request, id, oomScoreAdj: CHILD_OOM_SCORE_ADJ });
+    });
+  }
+
+  private spawnWorker(): Worker {
+    // trackUnmanagedFds off: the descriptors the thread hands to children belong to the main thread.
+    const worker = new Worker(WORKER_URL, { stdout: false, stderr: false, trackUnmanagedFds: false });
+    // Never keeps the agent alive: at exit the supervisor kills what is left (supervisor.ts).
+    worker.unref();
+    worker.on("message", (reply: Reply) => this.receive(reply));
+    worker.on("error", () => this.onGone(worker));
+    worker.on("exit", () => this.onGone(worker));
+    this.worker = worker;
+    return worker;
+  }
+
+  private receive(reply: Reply): void {
+    if (reply.type === "exit") {
+      const onExit = this.exits.get(reply.pid);
+      this.exits.delete(reply.pid);
+      onExit?.({ code: reply.code, signal: reply.signal });
+      return;
+    }
+    const pending = this.pending.get(reply.id);
+    if (pending === undefined) return;
+    this.pending.delete(reply.id);
+    if (reply.type === "started") {
+      this.exits.set(reply.pid, pending.onExit);
+      pending.resolve(reply.pid);
+    } else {
+      pending.reject(new ForkError(reply.message, reply.code));
+    }
+  }
+
+  /**
+   * The thread is gone: its pending starts fail. The children it reaped are still the agent's
+   * (children belong to the process, not the thread), and signals still reach their groups; their
+   * exits can no longer be reported, so they are reported as killed now, after a SIGKILL to their
+   * group, and the agent never waits on a child nobody reaps.
+   */
+  private onGone(worker: Worker): void {
+    if (this.worker !== worker) return;
+    this.worker = undefined;
+    for (const pending of this.pending.values()) pending.reject(new ForkError("the fork thread ended", undefined));
+    this.pending.clear();
+    const orphans = [...this.exits];
+    this.exits.clear();
+    for (const [pid, onExit] of orphans) {
+      try {
+        process.kill(-pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+      onExit({ code: null, signal: "SIGKILL" });
+    }
+  }
+}
+
+export const forkThread = new ForkThread();
