@@ -13,6 +13,8 @@ export type Exit = { readonly kind: "exited"; readonly code: number } | { readon
 
 export interface ChildHooks {
   readonly onOutput: (stream: Stream, chunk: Buffer) => void;
+  /** Called once the child has been reaped (its pid may be reused from now on), before onExit. */
+  readonly onReaped?: () => void;
   /** Called once, after the output the child wrote before exiting has been read. */
   readonly onExit: (exit: Exit) => void;
 }
@@ -57,7 +59,10 @@ export interface Child extends RawChild {
   /** Resolves once, with the exit, after the output written before it has been read. */
   readonly exited: Promise<Exit>;
   readonly running: boolean;
-  /** Sends a signal to the process group; nothing once the child has exited (its pid may be reused). */
+  /**
+   * Sends a signal to the process group (which outlives the leader while anything of it runs), or
+   * to the leader alone when it left its group, but never once it is reaped.
+   */
   signal(signal: NodeJS.Signals): void;
   /** SIGKILLs the group when `ms` has passed; timedOut tells afterwards. */
   limitTime(ms: number): void;

@@ -89,6 +89,7 @@ export async function spawnPipes(request: SpawnRequest, withStdin: boolean, hook
     drainTimer.unref();
   };
   onRawExit = ({ code, signal }) => {
+    hooks.onReaped?.();
     exit = signal !== null ? { kind: "signaled", signal } : { kind: "exited", code: code ?? 0 };
     stdin?.destroy();
     armDrainTimer();

@@ -36,6 +36,7 @@ export function spawnPty(request: SpawnRequest, size: { readonly cols: number; r
   // readRestBeforeDestroy reads what is left then, so the output is complete either way.
   term.onExit(({ exitCode, signal }) => {
     const exit: Exit = signal ? { kind: "signaled", signal } : { kind: "exited", code: exitCode };
+    hooks.onReaped?.();
     hooks.onExit(exit);
     markReleased();
   });

@@ -52,6 +52,8 @@ function installExitHook(): void {
 class SupervisedChild implements Child {
   readonly exited: Promise<Exit>;
   private ended = false;
+  /** @internal set by supervise() when the child is reaped. */
+  reaped = false;
   private deadline: NodeJS.Timeout | undefined;
   private timeLimitHit = false;
 
@@ -102,12 +104,13 @@ class SupervisedChild implements Child {
   }
 
   signal(signal: NodeJS.Signals): void {
-    if (this.ended) return;
     try {
       process.kill(-this.pid, signal);
     } catch (err) {
       if (errnoOf(err) !== "ESRCH") throw err;
-      // No group by that id: the leader moved itself to another one. Signal it alone.
+      // No group by that id: the leader moved itself to another one. Signal it alone, but only
+      // while it is not reaped: then its pid may already belong to someone else.
+      if (this.reaped) return;
       try {
         process.kill(this.pid, signal);
       } catch {
@@ -137,28 +140,36 @@ export async function supervise(request: SpawnRequest, hooks: ChildHooks): Promi
     resolveExit = resolve;
   });
   let pid: number | undefined;
+  let child: SupervisedChild | undefined;
   let reaped = false;
-  const onExit = (exit: Exit): void => {
+  // Reaped: the pid may be reused from now on, so it leaves the kill list at once; a group that
+  // dies with its leader goes now, so that grandchildren holding the pipes let the drain end.
+  const onReaped = (): void => {
     reaped = true;
-    if (pid !== undefined) {
-      // Reaped: the pid may be reused from now on, so it leaves the kill list before anything else.
-      if (request.killGroupOnExit === true) killGroup(pid, "SIGKILL");
-      live.delete(pid);
-    }
+    if (child !== undefined) child.reaped = true;
+    if (pid === undefined) return;
+    live.delete(pid);
+    if (request.killGroupOnExit === true) killGroup(pid, "SIGKILL");
+  };
+  const onExit = (exit: Exit): void => {
     hooks.onExit(exit);
     resolveExit(exit);
   };
   const { io } = request;
   let raw: RawChild;
   if (io.kind === "pty") {
-    raw = spawnPty(request, io, { onOutput: hooks.onOutput, onExit });
+    raw = spawnPty(request, io, { onOutput: hooks.onOutput, onReaped, onExit });
     // The OOM killer should pick user code before the agent (pipe children get it on the fork thread).
     raiseOomScore(raw.pid);
   } else {
-    raw = await spawnPipes(request, io.stdin, { onOutput: hooks.onOutput, onExit });
+    raw = await spawnPipes(request, io.stdin, { onOutput: hooks.onOutput, onReaped, onExit });
   }
   pid = raw.pid;
+  child = new SupervisedChild(raw, exited);
   if (!reaped) live.add(pid);
-  else if (request.killGroupOnExit === true) killGroup(pid, "SIGKILL");
-  return new SupervisedChild(raw, exited);
+  else {
+    child.reaped = true;
+    if (request.killGroupOnExit === true) killGroup(pid, "SIGKILL");
+  }
+  return child;
 }
