@@ -26,9 +26,28 @@ export interface ForkRequest {
   readonly gid?: number;
 }
 
+/** A terminal to fork (node-pty's native fork, on the thread). */
+export interface PtyForkRequest {
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly cwd: string;
+  /** The environment as node-pty hands it to the child: `NAME=value` strings. */
+  readonly parsedEnv: readonly string[];
+  readonly cols: number;
+  readonly rows: number;
+}
+
+/** What node-pty's native fork returns: the terminal's master side is `fd`, now the main thread's. */
+export interface ForkedPty {
+  readonly pid: number;
+  readonly fd: number;
+  readonly pty: string;
+}
+
 export interface RawExit {
   readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
+  /** A name for pipe children; terminals report the number. */
+  readonly signal: NodeJS.Signals | number | null;
 }
 
 /** A failed fork/exec, with the errno code spawn() gave (ENOENT, EACCES, ...). */
@@ -42,12 +61,12 @@ export class ForkError extends Error {
 }
 
 type Reply =
-  | { readonly type: "started"; readonly id: number; readonly pid: number }
+  | { readonly type: "started"; readonly id: number; readonly pid: number; readonly fd?: number; readonly pty?: string }
   | { readonly type: "failed"; readonly id: number; readonly code: string | undefined; readonly message: string }
-  | { readonly type: "exit"; readonly pid: number; readonly code: number | null; readonly signal: NodeJS.Signals | null };
+  | { readonly type: "exit"; readonly pid: number; readonly code: number | null; readonly signal: NodeJS.Signals | number | null };
 
 interface Pending {
-  readonly resolve: (pid: number) => void;
+  readonly resolve: (started: ForkedPty) => void;
   readonly reject: (err: Error) => void;
   readonly onExit: (exit: RawExit) => void;
 }
@@ -59,10 +78,19 @@ class ForkThread {
   private readonly exits = new Map<number, (exit: RawExit) => void>();
 
   /** Forks and execs; resolves with the pid once exec'd (or rejects), calls onExit once reaped. */
-  start(request: ForkRequest, onExit: (exit: RawExit) => void): Promise<number> {
+  async start(request: ForkRequest, onExit: (exit: RawExit) => void): Promise<number> {
+    return (await this.request(request, onExit)).pid;
+  }
+
+  /** Forks a child in a new terminal; resolves once exec'd with the master side's descriptor. */
+  startPty(request: PtyForkRequest, onExit: (exit: RawExit) => void): Promise<ForkedPty> {
+    return this.request(request, onExit);
+  }
+
+  private request(request: ForkRequest | PtyForkRequest, onExit: (exit: RawExit) => void): Promise<ForkedPty> {
     const worker = this.worker ?? this.spawnWorker();
     const id = this.nextId++;
-    return new Promise<number>((resolve, reject) => {
+    return new Promise<ForkedPty>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onExit });
       worker.postMessage({ ...request, id, oomScoreAdj: CHILD_OOM_SCORE_ADJ });
     });
@@ -92,7 +120,7 @@ class ForkThread {
     this.pending.delete(reply.id);
     if (reply.type === "started") {
       this.exits.set(reply.pid, pending.onExit);
-      pending.resolve(reply.pid);
+      pending.resolve({ pid: reply.pid, fd: reply.fd ?? -1, pty: reply.pty ?? "" });
     } else {
       pending.reject(new ForkError(reply.message, reply.code));
     }

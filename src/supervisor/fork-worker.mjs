@@ -6,9 +6,35 @@
  */
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { resolve } from "node:path";
 import { parentPort } from "node:worker_threads";
 
 const port = parentPort;
+const require = createRequire(import.meta.url);
+
+/** node-pty's native fork (forkpty, then its own thread waits for the child), loaded on first use. */
+let ptyNative;
+function nativePty() {
+  if (ptyNative === undefined) {
+    const utils = require.resolve("node-pty/lib/utils");
+    const loaded = require(utils).loadNativeModule("pty");
+    ptyNative = { fork: loaded.module.fork, helper: resolve(utils, "..", loaded.dir, "spawn-helper") };
+  }
+  return ptyNative;
+}
+
+/** A terminal child: the master side's descriptor goes to the main thread, which reads it. */
+function forkPty(request) {
+  const { fork, helper } = nativePty();
+  const exit = { pid: 0 };
+  const onExit = (code, signal) => port.postMessage({ type: "exit", pid: exit.pid, code, signal: signal === 0 ? null : signal });
+  // uid/gid -1: node-pty's own switch keeps root's groups, so users change through setpriv.
+  const term = fork(request.file, request.args, request.parsedEnv, request.cwd, request.cols, request.rows, -1, -1, false, helper, onExit);
+  exit.pid = term.pid;
+  raiseOomScore(term.pid, request.oomScoreAdj);
+  port.postMessage({ type: "started", id: request.id, pid: term.pid, fd: term.fd, pty: term.pty });
+}
 
 function raiseOomScore(pid, score) {
   try {
@@ -50,7 +76,8 @@ function forkExec(request) {
 
 port.on("message", (request) => {
   try {
-    forkExec(request);
+    if (request.parsedEnv !== undefined) forkPty(request);
+    else forkExec(request);
   } catch (err) {
     port.postMessage({ type: "failed", id: request.id, code: undefined, message: String(err) });
   }

@@ -1,29 +1,36 @@
 /**
- * A child in a pseudo-terminal (node-pty). forkpty() makes it a session leader with the terminal
- * as its controlling tty, so it leads its own process group like a pipe child. Output is read as
- * bytes (encoding: null), never decoded.
+ * A child in a pseudo-terminal (node-pty), forked on the fork thread (pty-adopt.ts). forkpty()
+ * makes it a session leader with the terminal as its controlling tty, so it leads its own process
+ * group like a pipe child. Output is read as bytes (encoding: null), never decoded.
  */
-import { spawn, type IPty } from "node-pty";
+import type { IPty } from "node-pty";
 import { TerminalClosedError, type ChildHooks, type Exit, type RawChild, type SpawnRequest } from "./child.js";
-import { ForkError } from "./fork-thread.js";
+import { ForkError, forkThread, type ForkedPty, type RawExit } from "./fork-thread.js";
+import { adoptTerminal, terminalEnvironment } from "./pty-adopt.js";
 import { readRestBeforeDestroy, terminalClosed } from "./pty-drain.js";
 
-export function spawnPty(request: SpawnRequest, size: { readonly cols: number; readonly rows: number }, hooks: ChildHooks): RawChild {
+export async function spawnPty(request: SpawnRequest, size: { readonly cols: number; readonly rows: number }, hooks: ChildHooks): Promise<RawChild> {
   const { launch } = request;
-  let term: IPty;
+  let reported: RawExit | undefined;
+  let deliverExit: ((exit: RawExit) => void) | undefined;
+  const onExit = (exit: RawExit): void => {
+    if (deliverExit !== undefined) deliverExit(exit);
+    else reported = exit;
+  };
+  let forked: ForkedPty;
   try {
-    // node-pty adds TERM (from name) and PWD to this environment: they reach only what runs before
-    // the program, which gets both from its own (environment.ts).
-    term = spawn(launch.file, [...launch.args], {
-      cols: size.cols,
-      rows: size.rows,
-      cwd: request.cwd,
-      env: request.env,
-      encoding: null,
-    });
+    // node-pty adds TERM and PWD to this environment: they reach only what runs before the
+    // program, which gets both from its own (environment.ts).
+    forked = await forkThread.startPty(
+      { file: launch.file, args: launch.args, cwd: request.cwd, parsedEnv: terminalEnvironment(request.env, request.cwd), cols: size.cols, rows: size.rows },
+      onExit,
+    );
   } catch (err) {
     throw new ForkError(`cannot start a terminal for ${request.cmd}: ${(err as Error).message}`, "EAGAIN");
   }
+  const { term, exit } = adoptTerminal(forked, launch.file, launch.args, { cols: size.cols, rows: size.rows, cwd: request.cwd, env: { ...request.env }, encoding: null });
+  deliverExit = ({ code, signal }) => exit(code ?? 0, typeof signal === "number" ? signal : 0);
+  if (reported !== undefined) deliverExit(reported);
   let markReleased: () => void = () => {};
   const released = new Promise<void>((resolve) => {
     markReleased = resolve;

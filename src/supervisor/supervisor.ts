@@ -18,11 +18,11 @@
  * - posix_spawn/vfork from a native addon: no page-table copy at all, but it replaces libuv's
  *   and node-pty's forks and reaping (waitpid of pids libuv does not know); more code for a
  *   thread's 3 ms.
- * Terminals are still forked by node-pty on the loop (it forks inside its native spawn, and its
- * terminal object lives on the loop that made it).
+ * Terminals are forked on the same thread by node-pty's native fork; node-pty's terminal object
+ * is then built around the result on the loop (pty-adopt.ts). Both kinds get their OOM score on
+ * the thread, right after the fork, so that what they start at once inherits it.
  */
 import { errnoOf } from "../errors.js";
-import { raiseOomScore } from "../user-spawn.js";
 import type { Child, ChildHooks, Exit, RawChild, SpawnRequest } from "./child.js";
 import { spawnPipes } from "./pipes.js";
 import { spawnPty } from "./pty.js";
@@ -158,9 +158,7 @@ export async function supervise(request: SpawnRequest, hooks: ChildHooks): Promi
   const { io } = request;
   let raw: RawChild;
   if (io.kind === "pty") {
-    raw = spawnPty(request, io, { onOutput: hooks.onOutput, onReaped, onExit });
-    // The OOM killer should pick user code before the agent (pipe children get it on the fork thread).
-    raiseOomScore(raw.pid);
+    raw = await spawnPty(request, io, { onOutput: hooks.onOutput, onReaped, onExit });
   } else {
     raw = await spawnPipes(request, io.stdin, { onOutput: hooks.onOutput, onReaped, onExit });
   }
