@@ -1,6 +1,7 @@
 /**
  * An idle agent gives back the garbage a burst of load left (src/idle-memory.ts): a full
- * collection runs once nothing is in flight, and never while a request is.
+ * collection (and a trim of the allocator) runs once nothing is in flight, never while a request
+ * is, and once per scheduled time of an idle spell.
  */
 import { describe, expect, it } from "vitest";
 import { IdleMemory } from "../../src/idle-memory.js";
@@ -18,7 +19,7 @@ function makeGarbage(): void {
 
 describe("IdleMemory", () => {
   it("collects the heap once idle, and not while a request is in flight", async () => {
-    const idle = new IdleMemory({ idleMs: 0, checkMs: 10, growthBytes: 16 * 1024 * 1024 });
+    const idle = new IdleMemory({ collectAfterMs: [0], checkMs: 10 });
     try {
       idle.requestStarted();
       makeGarbage();
@@ -29,6 +30,12 @@ describe("IdleMemory", () => {
       idle.requestEnded();
       await eventually(() => idle.collections > 0);
       expect(process.memoryUsage().heapUsed).toBeLessThan(grown - GARBAGE_BYTES / 2);
+      // Further checks of the same idle spell find nothing scheduled; new activity starts a spell.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(idle.collections).toBe(1);
+      idle.requestStarted();
+      idle.requestEnded();
+      await eventually(() => idle.collections === 2);
     } finally {
       idle.stop();
     }
