@@ -2,7 +2,8 @@ import type { Suite } from "../lib.js";
 import { executionSuite } from "./execution.js";
 import { filesSuite } from "./files.js";
 import { memorySuite } from "./memory.js";
+import { peerSuite } from "./peer.js";
 import { processSuite } from "./process.js";
 
 /** Every benchmark suite, in the order they run. */
-export const suites: readonly Suite[] = [filesSuite, processSuite, executionSuite, memorySuite];
+export const suites: readonly Suite[] = [filesSuite, processSuite, executionSuite, peerSuite, memorySuite];
