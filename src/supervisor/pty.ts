@@ -3,7 +3,6 @@
  * makes it a session leader with the terminal as its controlling tty, so it leads its own process
  * group like a pipe child. Output is read as bytes (encoding: null), never decoded.
  */
-import type { IPty } from "node-pty";
 import { TerminalClosedError, type ChildHooks, type Exit, type RawChild, type SpawnRequest } from "./child.js";
 import { ForkError, forkThread, type ForkedPty, type RawExit } from "./fork-thread.js";
 import { adoptTerminal, terminalEnvironment } from "./pty-adopt.js";
