@@ -8,12 +8,39 @@
  * The thread only forks and reaps. The child's stdio are socketpairs the main thread makes and
  * keeps one end of (child-fds.ts), so output flows straight into the main loop, no copy between
  * threads. A thread that dies (it never should: everything in it is caught) fails its pending
- * starts and is replaced; see ForkThread.onGone for the children it was reaping.
+ * starts and is replaced; ForkThread.onGone kills and reaps the children it was reaping.
  */
+import { constants } from "node:os";
 import { Worker } from "node:worker_threads";
 import { CHILD_OOM_SCORE_ADJ } from "../user-spawn.js";
+import { reap } from "./child-fds.js";
 
 const WORKER_URL = new URL("./fork-worker.mjs", import.meta.url);
+
+/** How often a child whose fork thread ended is looked at until it can be reaped. */
+const ORPHAN_REAP_POLL_MS = 50;
+
+function signalName(signal: number): NodeJS.Signals {
+  const entry = Object.entries(constants.signals).find(([, n]) => n === signal);
+  return (entry?.[0] as NodeJS.Signals | undefined) ?? "SIGKILL";
+}
+
+/** Waits (polling, off nobody's way) for a child nobody else will reap, and reports its exit. */
+function reapOrphan(pid: number, onExit: (exit: RawExit) => void): void {
+  let ended: { code: number; signal: number } | undefined;
+  try {
+    ended = reap(pid);
+  } catch {
+    ended = { code: -1, signal: -1 };
+  }
+  if (ended === undefined) {
+    setTimeout(() => reapOrphan(pid, onExit), ORPHAN_REAP_POLL_MS).unref();
+    return;
+  }
+  // -1 and -1: reaped by someone else (node-pty's own waiting thread): it was killed with its group.
+  if (ended.code >= 0) onExit({ code: ended.code, signal: null });
+  else onExit({ code: null, signal: ended.signal >= 0 ? signalName(ended.signal) : "SIGKILL" });
+}
 
 export interface ForkRequest {
   readonly file: string;
@@ -127,10 +154,23 @@ class ForkThread {
   }
 
   /**
-   * The thread is gone: its pending starts fail. The children it reaped are still the agent's
-   * (children belong to the process, not the thread), and signals still reach their groups; their
-   * exits can no longer be reported, so they are reported as killed now, after a SIGKILL to their
-   * group, and the agent never waits on a child nobody reaps.
+   * Makes the thread throw an uncaught exception, as a bug in it would: what fault tests do to it.
+   * Resolves once the agent has noticed. (Worker.terminate() is no stand-in: node-pty's cleanup
+   * waits for the terminals' children to end, so a thread with a running terminal never exits.)
+   */
+  async crashForFaultTest(): Promise<void> {
+    const worker = this.worker;
+    if (worker === undefined) return;
+    const gone = new Promise((resolve) => worker.once("error", resolve));
+    worker.postMessage({ crash: true });
+    await gone;
+  }
+
+  /**
+   * The thread is gone: its pending starts fail, and the next start makes a new one. The children
+   * it was reaping are still the agent's (children belong to the process, not the thread), but
+   * nobody would wait for them any more: their groups are killed (a half-supervised child is
+   * worse than none) and they are reaped here, their exits reported as usual.
    */
   private onGone(worker: Worker): void {
     if (this.worker !== worker) return;
@@ -145,7 +185,7 @@ class ForkThread {
       } catch {
         // already gone
       }
-      onExit({ code: null, signal: "SIGKILL" });
+      reapOrphan(pid, onExit);
     }
   }
 }

@@ -75,6 +75,8 @@ function forkExec(request) {
 }
 
 port.on("message", (request) => {
+  // What fault tests do to the thread: an uncaught exception, as a bug here would throw.
+  if (request.crash === true) throw new Error("the fork thread was made to crash (fault test)");
   try {
     if (request.parsedEnv !== undefined) forkPty(request);
     else forkExec(request);

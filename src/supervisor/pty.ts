@@ -3,6 +3,7 @@
  * makes it a session leader with the terminal as its controlling tty, so it leads its own process
  * group like a pipe child. Output is read as bytes (encoding: null), never decoded.
  */
+import { constants } from "node:os";
 import { TerminalClosedError, type ChildHooks, type Exit, type RawChild, type SpawnRequest } from "./child.js";
 import { ForkError, forkThread, type ForkedPty, type RawExit } from "./fork-thread.js";
 import { adoptTerminal, terminalEnvironment } from "./pty-adopt.js";
@@ -28,7 +29,8 @@ export async function spawnPty(request: SpawnRequest, size: { readonly cols: num
     throw new ForkError(`cannot start a terminal for ${request.cmd}: ${(err as Error).message}`, "EAGAIN");
   }
   const { term, exit } = adoptTerminal(forked, launch.file, launch.args, { cols: size.cols, rows: size.rows, cwd: request.cwd, env: { ...request.env }, encoding: null });
-  deliverExit = ({ code, signal }) => exit(code ?? 0, typeof signal === "number" ? signal : 0);
+  // Signals come as numbers from node-pty; by name only for a child reaped after its thread died.
+  deliverExit = ({ code, signal }) => exit(code ?? 0, typeof signal === "string" ? constants.signals[signal] : (signal ?? 0));
   if (reported !== undefined) deliverExit(reported);
   let markReleased: () => void = () => {};
   const released = new Promise<void>((resolve) => {
