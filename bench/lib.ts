@@ -25,6 +25,8 @@ export interface BenchContext {
   readonly url: string;
   readonly token: string;
   readonly pid: number;
+  /** The agent's RSS once started, before any suite ran. */
+  readonly startRssMiB: number;
   /** Scratch directory for this run; removed afterwards. */
   readonly workDir: string;
   /** Smaller sizes for a quick check (CI), same metrics. */

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startAgentProcess, type Row, type Suite } from "./lib.js";
+import { rssMiB, startAgentProcess, type Row, type Suite } from "./lib.js";
 import { suites } from "./suites/index.js";
 
 function format(value: number | null, digits = 2): string {
@@ -35,6 +35,9 @@ async function main(): Promise<void> {
   const token = randomBytes(16).toString("hex");
   const agent = await startAgentProcess(token);
   const workDir = await mkdtemp(join(tmpdir(), "agent-bench-"));
+  // Once its start-up work (the kernel pool's first kernel) has settled.
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  const startRssMiB = await rssMiB(agent.pid);
   const rows: Row[] = [];
   try {
     for (const suite of selected) {
@@ -43,6 +46,7 @@ async function main(): Promise<void> {
         url: agent.url,
         token,
         pid: agent.pid,
+        startRssMiB,
         workDir,
         quick,
         log: (message) => console.error(`  ${suite.name}: ${message}`),

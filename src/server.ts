@@ -21,6 +21,7 @@ import { lookupUser } from "./users.js";
 import { callerValues } from "./services/caller.js";
 import { applyConnectFixes, RPC_JSON_OPTIONS } from "./services/connect-fixes/index.js";
 import { createServices } from "./services/index.js";
+import { IdleMemory } from "./idle-memory.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { SandboxSettings } from "./sandbox-settings.js";
 
@@ -62,7 +63,9 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
   app.decorate("metrics", metrics);
   // Observed first: the CORS hook answers preflights itself, which ends the hook chain, and
   // preflights are requests an operator counts too.
-  observeRequests(app, metrics);
+  const idleMemory = new IdleMemory();
+  app.addHook("onClose", async () => idleMemory.stop());
+  observeRequests(app, metrics, idleMemory);
   registerCors(app);
   if (config.auth === "token" && config.accessToken === undefined) throw new Error("auth mode token needs an access token");
   const settings = new SandboxSettings(config.auth, { token: config.accessToken, defaultUser: config.defaultUser, defaultWorkdir: config.defaultWorkdir });
@@ -118,12 +121,14 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
  * Counts, times and logs every request once, when its response closes: this also covers streams
  * that end early and clients that go away, which fastify's onResponse hook does not see.
  */
-function observeRequests(app: FastifyInstance, metrics: Metrics): void {
+function observeRequests(app: FastifyInstance, metrics: Metrics, idleMemory: IdleMemory): void {
   app.addHook("onRequest", async (req, reply) => {
     const route = req.routeOptions.url ?? "unmatched";
     const started = process.hrtime.bigint();
     metrics.inFlight.inc({ route });
+    idleMemory.requestStarted();
     reply.raw.once("close", () => {
+      idleMemory.requestEnded();
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const status = reply.raw.statusCode;
       metrics.inFlight.dec({ route });

@@ -157,11 +157,6 @@ export function launchAs(user: User, cmd: string, args: readonly string[], optio
   return { file: launcher, args: direct, env, uid: user.uid, gid: user.gid };
 }
 
-/** spawn() options that carry a Launch's fallback uid/gid, when it has one. */
-export function launchIds(launch: Launch): { uid?: number; gid?: number } {
-  return { ...(launch.uid !== undefined ? { uid: launch.uid } : {}), ...(launch.gid !== undefined ? { gid: launch.gid } : {}) };
-}
-
 /** oom_score_adj for user programs: well above the agent's, so user code is killed first. */
 export const CHILD_OOM_SCORE_ADJ = 500;
 

@@ -6,7 +6,10 @@
  *
  * It starts the built agent itself (kernel pool of one) unless `--url U --token T` aim it at a
  * running one. Progress goes to stderr; stdout gets exactly one line:
- *   soak: R requests, E errors, L lost bytes, rss A MB -> B MB, fds X -> Y, event-loop lag p99 Z ms
+ *   soak: R requests, E errors, L lost bytes, rss A MB -> B MB, fds X -> Y, event-loop lag p99 Z ms,
+ *   idle rss S MB at start -> I MB N s after the load
+ * The last figure is the agent giving memory back on its own once idle (src/idle-memory.ts): RSS
+ * is watched for up to IDLE_RETURN_MS after the clients stop, until it is within 1.5x of start.
  * The exit status is non-zero on any error, any lost byte, or an agent that died.
  */
 import { parseArgs } from "node:util";
@@ -18,6 +21,11 @@ import { addedFds } from "./soak/fds.js";
 import { settled } from "./soak/settle.js";
 import { Tally } from "./soak/tally.js";
 import { attachRemoteTarget, startLocalTarget, type AgentResources, type Target } from "./soak/target.js";
+
+/** How long the agent has to give memory back once the load stops. */
+const IDLE_RETURN_MS = 60_000;
+/** What counts as given back: RSS within this factor of the agent's at start. */
+const IDLE_RETURN_FACTOR = 1.5;
 
 /** A first Python execution may wait for the kernel pool to start its kernel. */
 const KERNEL_START_TIMEOUT_MS = 180_000;
@@ -75,7 +83,25 @@ async function settledResources(target: Target, stableMs: number, maxMs: number)
   return { fds, rssBytes: (await target.resources()).rssBytes };
 }
 
-async function soak(target: Target, tally: Tally): Promise<{ before: AgentResources; after: AgentResources; lagMs: number; death?: string }> {
+interface IdleReturn {
+  readonly startRssBytes: number;
+  readonly idleRssBytes: number;
+  readonly afterMs: number;
+}
+
+/** RSS once it is back within IDLE_RETURN_FACTOR of start, or after IDLE_RETURN_MS, whichever first. */
+async function idleReturn(target: Target, startRssBytes: number): Promise<IdleReturn> {
+  const began = Date.now();
+  let rss = (await target.resources()).rssBytes;
+  while (rss > startRssBytes * IDLE_RETURN_FACTOR && Date.now() - began < IDLE_RETURN_MS) {
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    rss = (await target.resources()).rssBytes;
+  }
+  return { startRssBytes, idleRssBytes: rss, afterMs: Date.now() - began };
+}
+
+async function soak(target: Target, tally: Tally): Promise<{ before: AgentResources; after: AgentResources; lagMs: number; idle: IdleReturn; death?: string }> {
+  const startRssBytes = (await target.resources()).rssBytes;
   await requirePython(target);
   await warmUp(target, tally);
   const before = await settledResources(target, 3_000, 30_000);
@@ -106,22 +132,24 @@ async function soak(target: Target, tally: Tally): Promise<{ before: AgentResour
   // An agent that died has no "after": the line then says "?", and the exit status says why.
   const after = await settledResources(target, 1_000, 5_000).catch(() => ({ fds: Number.NaN, rssBytes: Number.NaN }));
   const fdsAfter = await target.fdTargets?.().catch(() => undefined);
+  const idle = await idleReturn(target, startRssBytes).catch(() => ({ startRssBytes, idleRssBytes: Number.NaN, afterMs: Number.NaN }));
   const death = await target.deathReason();
   if (fdsBefore !== undefined && fdsAfter !== undefined && after.fds > before.fds) log(`descriptors added: ${addedFds(fdsBefore, fdsAfter).join(", ")}`);
-  return { before, after, lagMs: sampler.maxP99Ms, death };
+  return { before, after, lagMs: sampler.maxP99Ms, idle, death };
 }
 
 async function main(): Promise<number> {
   const tally = new Tally();
   const target = args.url !== undefined && args.token !== undefined ? await attachRemoteTarget(args.url, args.token) : await startLocalTarget();
   try {
-    const { before, after, lagMs, death } = await soak(target, tally);
+    const { before, after, lagMs, idle, death } = await soak(target, tally);
     if (death !== undefined) log(death);
     const count = (n: number): string => (Number.isFinite(n) ? String(n) : "?");
     console.log(
       `soak: ${tally.requests} requests, ${tally.errors} errors, ${tally.lostBytes} lost bytes, ` +
         `rss ${mb(before.rssBytes)} MB -> ${mb(after.rssBytes)} MB, fds ${count(before.fds)} -> ${count(after.fds)}, ` +
-        `event-loop lag p99 ${lagMs.toFixed(1)} ms`,
+        `event-loop lag p99 ${lagMs.toFixed(1)} ms, ` +
+        `idle rss ${mb(idle.startRssBytes)} MB at start -> ${mb(idle.idleRssBytes)} MB ${Math.round(idle.afterMs / 1000)} s after the load`,
     );
     log(`by operation (ok/failed): ${tally.summary()}`);
     // Set now, so that the verdict stands even if the cleanup below never finishes.

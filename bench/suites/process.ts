@@ -8,6 +8,8 @@
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { agentMetrics } from "../../harness/probe.js";
 import { Process, type StartRequest } from "../../src/gen/sandboxagent/api_pb.js";
 import { GiB, MiB, percentile, row, rssMiB, sample, timeMs, type BenchContext, type Row, type Suite } from "../lib.js";
 
@@ -158,12 +160,72 @@ async function slowSubscriberRows(ctx: BenchContext): Promise<Row[]> {
   return [row(`agent peak RSS: ${label} flood, one reader + one that never reads (vs RSS before)`, "MiB", peak, idle)];
 }
 
+/**
+ * The agent samples its loop every 20 ms (eventLoopMonitoringPrecision in src/metrics.ts), and
+ * Node's histogram records the whole interval between samples: an idle loop reads 20 ms.
+ */
+const LAG_SAMPLING_MS = 20;
+
+/**
+ * The agent's event-loop delay p99 over `work` beyond the sampling interval, as it reports it on
+ * /metrics (prom-client resets the histogram at each scrape, so the scrape before opens the window).
+ */
+async function lagP99Over(ctx: BenchContext, work: () => Promise<unknown>): Promise<number> {
+  await agentMetrics(ctx.url, ctx.token);
+  await work();
+  return Math.max(0, (await agentMetrics(ctx.url, ctx.token)).lagP99Ms - LAG_SAMPLING_MS);
+}
+
+/** Types into a terminal running cat, one keystroke at a time, each awaited until echoed. */
+async function typeIntoTerminal(c: ProcessClient, ctx: BenchContext, keystrokes: number): Promise<void> {
+  const headers = { "x-access-token": ctx.token };
+  const events = c.start({ process: { cmd: "/bin/cat", args: [], envs: {} }, pty: { size: { cols: 80, rows: 24 } } }, { headers })[Symbol.asyncIterator]();
+  const first = await events.next();
+  const pid = first.value?.event?.event.case === "start" ? first.value.event.event.value.pid : 0;
+  // Typing while the launcher is still exec'ing can hang the terminal up: wait for cat itself.
+  for (let i = 0; i < 2000 && (await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "")).trim() !== "cat"; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const selector = { selector: { case: "pid" as const, value: pid } };
+  let echoed = 0;
+  for (let i = 0; i < keystrokes; i++) {
+    await c.sendInput({ process: selector, input: { input: { case: "pty", value: Buffer.from("x") } } }, { headers });
+    while (echoed <= i) {
+      const next = await events.next();
+      const ev = next.value?.event?.event;
+      if (next.done === true) throw new Error("the terminal ended while typing");
+      if (ev?.case === "data" && ev.value.output.case === "pty") {
+        for (const byte of ev.value.output.value) if (byte === 0x78) echoed++;
+      }
+    }
+  }
+  await c.sendSignal({ process: selector, signal: 9 }, { headers });
+  while (!(await events.next()).done);
+}
+
+/** Issue 15's row: forks off the event loop keep it free while commands start and terminals type. */
+async function lagRows(ctx: BenchContext): Promise<Row[]> {
+  const c = processClient(ctx, "2");
+  const rounds = ctx.quick ? 3 : 10;
+  const idle = await lagP99Over(ctx, () => new Promise((resolve) => setTimeout(resolve, 2000)));
+  const burst = await lagP99Over(ctx, async () => {
+    for (let round = 0; round < rounds; round++) await Promise.all(Array.from({ length: 50 }, () => runThrough(c, ctx, command("/bin/true", []))));
+  });
+  const typing = await lagP99Over(ctx, () => typeIntoTerminal(c, ctx, ctx.quick ? 100 : 500));
+  ctx.log(`agent RSS during the lag rows: ${(await rssMiB(ctx.pid)).toFixed(0)} MiB`);
+  return [
+    row("event-loop lag p99 while 50 commands start at once (vs agent at rest)", "ms", burst, idle),
+    row("event-loop lag p99 while a PTY session types (vs agent at rest)", "ms", typing, idle),
+  ];
+}
+
 export const processSuite: Suite = {
   name: "process",
   run: async (ctx) => [
     ...(await latencyRows(ctx)),
     ...(await throughputRows(ctx)),
     ...(await concurrencyRows(ctx)),
+    ...(await lagRows(ctx)),
     ...(await slowSubscriberRows(ctx)),
   ],
 };

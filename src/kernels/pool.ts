@@ -11,6 +11,13 @@ import type { Kernel } from "./kernel.js";
 /** After this many failed starts in a row the pool stops trying (a broken install, say). */
 const MAX_FAILURES = 3;
 
+/**
+ * A kernel taken from the pool is replaced this much later, not at once: booting a Python kernel
+ * is a second of CPU, which on a small machine would be taken from the first executions of the
+ * context that just took one. A create that finds the pool empty meanwhile starts it at once.
+ */
+const REFILL_DELAY_MS = 1_000;
+
 /** What installs the default kernel, for the one line an agent without it logs. */
 export const INSTALL_KERNEL_COMMAND = "bash scripts/install.sh python";
 
@@ -29,6 +36,7 @@ export class KernelPool {
   private readonly waiters: Array<(kernel: Kernel | undefined) => void> = [];
   private failures = 0;
   private stopped = false;
+  private refill: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: PoolOptions) {}
 
@@ -37,7 +45,18 @@ export class KernelPool {
     setImmediate(() => this.fill());
   }
 
+  private fillLater(): void {
+    if (this.refill !== undefined) return;
+    this.refill = setTimeout(() => {
+      this.refill = undefined;
+      this.fill();
+    }, REFILL_DELAY_MS);
+    this.refill.unref();
+  }
+
   private fill(): void {
+    clearTimeout(this.refill);
+    this.refill = undefined;
     while (!this.stopped && this.failures < MAX_FAILURES && this.ready.length + this.starting.size < this.options.size) {
       const job = this.startOne().finally(() => {
         this.starting.delete(job);
@@ -97,10 +116,11 @@ export class KernelPool {
     if (wanted === undefined || wanted !== this.options.catalog.entry(this.options.language)?.language) return undefined;
     const kernel = this.ready.shift();
     if (kernel === undefined) {
+      if (this.refill !== undefined) this.fill();
       if (this.starting.size <= this.waiters.length) return undefined;
       return new Promise((resolve) => this.waiters.push(resolve));
     }
-    this.fill();
+    this.fillLater();
     if (kernel.state === "idle") return kernel;
     void kernel.shutdown();
     return undefined;
@@ -113,6 +133,7 @@ export class KernelPool {
 
   async dispose(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.refill);
     for (const waiter of this.waiters.splice(0)) waiter(undefined);
     await Promise.allSettled([...this.starting]);
     const kernels = this.ready.splice(0);

@@ -1,29 +1,25 @@
 /**
- * What both built-in drivers share about their process: started as the caller's user in its own
- * process group (so an interrupt or a kill reaches everything a cell started), a private
- * directory the agent writes cells into, and a last-resort kill of every driver process when the
- * agent exits.
+ * What both built-in drivers share about their process: started by the supervisor as the caller's
+ * user in its own process group (so an interrupt or a kill reaches everything a cell started, and
+ * the group dies with the driver and with the agent), and a private directory the agent writes
+ * cells into.
  *
  * A driver speaks with the agent over its stdio only: anonymous socketpairs that exist in the agent
  * and the driver process alone, so no other user can reach them (the driver's own user could, as
  * they can reach anything of their own). Its private directory lives in the agent's runtime
  * directory (runtime-dir.ts), which goes when the agent exits, and after a crash at the next start.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chown, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { baseEnvironment, launchAs, launchIds, raiseOomScore } from "../../user-spawn.js";
+import type { Child, Exit } from "../../supervisor/child.js";
+import { supervise } from "../../supervisor/supervisor.js";
+import { baseEnvironment, launchAs } from "../../user-spawn.js";
 import { isPrivileged, type User } from "../../users.js";
 import { newRuntimeDirectory } from "../runtime-dir.js";
 
 /** How much of a process's diagnostic output is kept to explain why it failed. */
 const DIAGNOSTIC_TAIL_CHARS = 4096;
-/**
- * After the process exits, how long its pipes may stay open (a dying grandchild still holding
- * them) before whatever arrived is taken as all there is.
- */
-const PIPE_DRAIN_MS = 300;
 
 export interface ProcessExit {
   readonly code: number | null;
@@ -43,26 +39,10 @@ export interface DriverProcessOptions {
   readonly onStderr: (chunk: Buffer) => void;
 }
 
-const live = new Set<number>();
-let exitHookInstalled = false;
-
-function killGroup(pid: number): void {
-  try {
-    process.kill(-pid, "SIGKILL");
-  } catch {
-    // ESRCH: the group is already gone.
-  }
-}
-
-function cleanUpAtExit(): void {
-  for (const pid of live) killGroup(pid);
-  live.clear();
-}
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once("exit", cleanUpAtExit);
+function processExit(exit: Exit): ProcessExit {
+  if (exit.kind === "exited") return { code: exit.code, signal: null };
+  // Pipe children report signals by name; only terminals give numbers, and drivers have none.
+  return { code: null, signal: typeof exit.signal === "string" ? exit.signal : "SIGKILL" };
 }
 
 /**
@@ -124,10 +104,11 @@ export async function checkWorkingDirectory(cwd: string): Promise<void> {
 
 /** One run of a driver's program. Its process group dies with it. */
 export class DriverProcess {
-  readonly pid: number | undefined;
   /** Resolves once the process has exited and its pipes are drained (or given up on). */
   readonly exited: Promise<ProcessExit>;
-  private readonly child: ChildProcessWithoutNullStreams;
+  /** The child once forked; undefined when it could not start. Writes wait for it. */
+  private readonly started: Promise<Child | undefined>;
+  private child: Child | undefined;
   private done = false;
   private diagnostics = "";
 
@@ -135,46 +116,36 @@ export class DriverProcess {
     // Through the launcher, which closes every descriptor but stdio (user-spawn.ts).
     const launch = launchAs(options.user, options.command, options.args, { pty: false });
     const env = { ...baseEnvironment(options.user), ...options.env };
-    this.child = spawn(launch.file, [...launch.args], { cwd: options.cwd, env, detached: true, stdio: ["pipe", "pipe", "pipe"], ...launchIds(launch) });
-    this.pid = this.child.pid;
-    const child = this.child;
-    // Writes to a process that just died fail with EPIPE; the exit handler reports the death.
-    child.stdin.on("error", () => undefined);
-    child.stdout.on("data", options.onStdout);
-    child.stderr.on("data", options.onStderr);
-
-    const pipesClosed = Promise.all([
-      new Promise<void>((resolve) => child.stdout.once("close", () => resolve())),
-      new Promise<void>((resolve) => child.stderr.once("close", () => resolve())),
-    ]);
+    let reportExit: (exit: ProcessExit) => void = () => {};
     this.exited = new Promise<ProcessExit>((resolve) => {
-      child.on("error", (err) => {
-        if (this.pid !== undefined) return; // a later error about a started process: "exit" reports it
-        this.done = true;
-        resolve({ code: null, signal: null, spawnError: err.message });
-      });
-      child.once("exit", (code, signal) => {
-        this.done = true;
-        if (this.pid !== undefined) {
-          // Whatever the cell left running in the group (background jobs) goes with the shell.
-          killGroup(this.pid);
-          live.delete(this.pid);
-        }
-        let timer: NodeJS.Timeout | undefined;
-        const drained = new Promise<void>((r) => {
-          timer = setTimeout(r, PIPE_DRAIN_MS);
-        });
-        void Promise.race([pipesClosed, drained]).then(() => {
-          clearTimeout(timer);
-          resolve({ code, signal });
-        });
-      });
+      reportExit = resolve;
     });
-    if (this.pid !== undefined) {
-      installExitHook();
-      live.add(this.pid);
-      raiseOomScore(this.pid);
-    }
+    this.started = supervise(
+      // Whatever a cell left running in the group (background jobs) goes with the process.
+      { cmd: options.command, launch, env, cwd: options.cwd, io: { kind: "pipes", stdin: true }, killGroupOnExit: true },
+      {
+        onOutput: (stream, chunk) => (stream === "stderr" ? options.onStderr(chunk) : options.onStdout(chunk)),
+        onExit: (exit) => {
+          this.done = true;
+          reportExit(processExit(exit));
+        },
+      },
+    ).then(
+      (child) => {
+        this.child = child;
+        return child;
+      },
+      (err: unknown) => {
+        this.done = true;
+        reportExit({ code: null, signal: null, spawnError: err instanceof Error ? err.message : String(err) });
+        return undefined;
+      },
+    );
+  }
+
+  /** Known once the process has been forked (a driver session awaits that before it is handed out). */
+  get pid(): number | undefined {
+    return this.child?.pid;
   }
 
   get hasExited(): boolean {
@@ -182,17 +153,20 @@ export class DriverProcess {
   }
 
   write(data: string | Uint8Array): void {
-    if (!this.done && this.child.stdin.writable) this.child.stdin.write(data);
+    if (this.done) return;
+    const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+    // Writes to a process that just died fail with EPIPE; the exit reports the death.
+    const send = (child: Child | undefined): void => void child?.write(bytes).catch(() => undefined);
+    // Before the fork completes, writes queue behind it in call order.
+    if (this.child !== undefined) send(this.child);
+    else void this.started.then(send);
   }
 
   /** Signals the whole group; nothing once the process is gone. */
   signal(signal: NodeJS.Signals): void {
-    if (this.done || this.pid === undefined) return;
-    try {
-      process.kill(-this.pid, signal);
-    } catch {
-      // ESRCH: exited meanwhile.
-    }
+    if (this.done) return;
+    if (this.child !== undefined) this.child.signal(signal);
+    else void this.started.then((child) => child?.signal(signal));
   }
 
   /** Keeps the end of what the program itself said on a side channel, for error messages. */
@@ -206,7 +180,7 @@ export class DriverProcess {
 
   async kill(): Promise<ProcessExit> {
     // Once the process has exited its group was killed already, and its pid may be reused.
-    if (this.pid !== undefined && !this.done) killGroup(this.pid);
+    this.signal("SIGKILL");
     return this.exited;
   }
 }

@@ -20,21 +20,19 @@
  * The launcher is compiled once per JDK into a cache directory; the JVM starts in under a second
  * and a kernel is created started, so contexts are ready when created.
  */
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmod, lstat, mkdir, mkdtemp, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { promisify, TextDecoder } from "node:util";
+import { TextDecoder } from "node:util";
 import { environmentProblem } from "../../env-vars.js";
+import { runToEnd } from "../../supervisor/run.js";
 import type { KernelOptions } from "../kernel.js";
 import { DriverKernel, type BuiltinDriverFactory, type CellOutcome, type CellRequest, type DriverSession } from "./driver-kernel.js";
 import { checkWorkingDirectory, DriverProcess, describeExit, runtimeDirectory, type ProcessExit } from "./driver-process.js";
 import { findJdk, type Jdk } from "./executables.js";
 import { decodeStrings, encodeFrame, encodeStrings, FrameError, FrameReader, type Frame } from "./frames.js";
 import { LAUNCHER_CLASS, LAUNCHER_SOURCE } from "./jshell-launcher.js";
-
-const run = promisify(execFile);
 
 /**
  * Serial GC: a smaller, faster-starting JVM, which suits one JVM per context. The java.util opening
@@ -80,12 +78,15 @@ class LauncherCompileError extends Error {}
 async function compileInto(dir: string, jdk: Jdk): Promise<void> {
   const source = join(dir, `${LAUNCHER_CLASS}.java`);
   await writeFile(source, LAUNCHER_SOURCE, { mode: 0o644 });
+  let failure: string | undefined;
   try {
-    await run(jdk.javac, ["-nowarn", "-d", dir, source], { timeout: 120_000 });
+    const ran = await runToEnd(jdk.javac, ["-nowarn", "-d", dir, source], { cwd: dir, timeoutMs: 120_000 });
+    if (ran.timedOut) failure = "javac took longer than 120 s";
+    else if (ran.exit.kind !== "exited" || ran.exit.code !== 0) failure = ran.stderr.trim() || ran.stdout.trim() || `javac ended with ${JSON.stringify(ran.exit)}`;
   } catch (err) {
-    const stderr = (err as { stderr?: string }).stderr ?? "";
-    throw new LauncherCompileError(`cannot compile the jshell launcher with ${jdk.javac}: ${stderr.trim() || (err as Error).message}`);
+    failure = err instanceof Error ? err.message : String(err);
   }
+  if (failure !== undefined) throw new LauncherCompileError(`cannot compile the jshell launcher with ${jdk.javac}: ${failure}`);
   // Kernels run as other users: they must be able to read the classes.
   await chmod(dir, 0o755);
   for (const name of await readdir(dir)) await chmod(join(dir, name), 0o644);

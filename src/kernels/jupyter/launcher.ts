@@ -4,15 +4,16 @@
  * (`"transport": "ipc"`) in a directory only that user (and root) can enter, never TCP ports of
  * 127.0.0.1 that every local user could connect to, IOPub's stream of code and output included.
  * Kernels that cannot do ipc run behind a relay in a network namespace of their own (netns.ts).
- * Every process started here is killed (group and all) when the agent exits, and every file it
- * wrote is removed.
+ * The supervisor starts it, and kills it (group and all) when it exits and when the agent does;
+ * every file it wrote is removed.
  */
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { lstat, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { giveTo } from "../../ownership.js";
-import { baseEnvironment, launchAs, launchIds, raiseOomScore, type Launch } from "../../user-spawn.js";
+import type { Child, Exit } from "../../supervisor/child.js";
+import { supervise } from "../../supervisor/supervisor.js";
+import { baseEnvironment, launchAs, type Launch } from "../../user-spawn.js";
 import type { User } from "../../users.js";
 import { newRuntimeDirectory } from "../runtime-dir.js";
 import type { KernelSpec } from "./kernelspecs.js";
@@ -94,24 +95,6 @@ export interface LaunchOptions {
   readonly bindTimeoutMs?: number;
 }
 
-/** Process groups of kernels still running, for the exit handler. */
-const live = new Set<number>();
-let exitHookInstalled = false;
-
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // ESRCH: already gone
-  }
-}
-
-/** Last resort at agent exit: no kernel outlives the agent (runtime-dir.ts removes their files). */
-function cleanUpAtExit(): void {
-  for (const pid of live) killGroup(pid, "SIGKILL");
-  live.clear();
-}
-
 /** `${VAR}` in kernelspec env values, as jupyter_client expands them. */
 function expand(value: string, env: Readonly<Record<string, string>>): string {
   return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => env[name] ?? "");
@@ -180,42 +163,32 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
   const launch: Launch = isolated
     ? await namespacedLaunch(user, argv, SOCKETS.map((socket) => [`${prefix}-${IPC_PORTS[socket]}`, NAMESPACE_PORTS[socket]] as const), spec.name)
     : launchAs(user, argv[0]!, argv.slice(1), { pty: false });
-  const child = spawn(launch.file, [...launch.args], { cwd: options.cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"], ...launchIds(launch) });
-
   let output = "";
-  const keep = (chunk: Buffer): void => {
-    output = (output + chunk.toString("utf8")).slice(-OUTPUT_TAIL_BYTES);
-  };
-  child.stdout!.on("data", keep);
-  child.stderr!.on("data", keep);
-
   let done = false;
+  let reportExit: (exit: KernelExit) => void = () => {};
   const exited = new Promise<KernelExit>((resolve) => {
-    child.once("error", (err) => {
-      done = true;
-      resolve({ code: null, signal: null, output: `${output}${err.message}` });
-    });
-    child.once("exit", (code, signal) => {
-      done = true;
-      resolve({ code, signal, output });
-    });
+    reportExit = resolve;
   });
-  const pid = child.pid;
-  if (pid === undefined) {
-    const exit = await exited;
-    throw new Error(`cannot start ${argv[0]}: ${exit.output.trim()}`);
+  let child: Child;
+  try {
+    child = await supervise(
+      // The group may hold children the kernel started (shell commands, subprocesses): they go with it.
+      { cmd: argv[0]!, launch, env, cwd: options.cwd, io: { kind: "pipes", stdin: false }, killGroupOnExit: true },
+      {
+        onOutput: (_stream, chunk) => {
+          output = (output + chunk.toString("utf8")).slice(-OUTPUT_TAIL_BYTES);
+        },
+        onExit: (exit: Exit) => {
+          done = true;
+          const signal = exit.kind === "signaled" && typeof exit.signal === "string" ? exit.signal : null;
+          reportExit({ code: exit.kind === "exited" ? exit.code : null, signal, output });
+        },
+      },
+    );
+  } catch (err) {
+    throw new Error(`cannot start ${argv[0]}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once("exit", cleanUpAtExit);
-  }
-  live.add(pid);
-  raiseOomScore(pid);
-  void exited.then(() => {
-    // The group may hold children the kernel started (shell commands, subprocesses).
-    killGroup(pid, "SIGKILL");
-    live.delete(pid);
-  });
+  const { pid } = child;
 
   const separator = await socketSeparator(prefix, user, () => done, options.bindTimeoutMs ?? 60_000);
   const endpoints = Object.fromEntries(SOCKETS.map((socket) => [socket, `ipc://${prefix}${separator}${IPC_PORTS[socket]}`])) as Record<KernelSocket, string>;
@@ -226,11 +199,9 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
     dir,
     exited,
     hasExited: () => done,
-    signal: (signal) => {
-      if (!done) killGroup(pid, signal);
-    },
+    signal: (signal) => child.signal(signal),
     destroy: async () => {
-      killGroup(pid, "SIGKILL");
+      child.signal("SIGKILL");
       await exited;
       await rm(dir, { recursive: true, force: true });
     },

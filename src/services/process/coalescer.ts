@@ -8,7 +8,8 @@
  */
 import { incompleteTail } from "./utf8.js";
 
-export type Stream = "stdout" | "stderr" | "pty";
+export type { Stream } from "../../supervisor/child.js";
+import type { Stream } from "../../supervisor/child.js";
 
 export interface Frame {
   readonly stream: Stream;

@@ -5,6 +5,7 @@
 import { constants } from "node:os";
 import { endEvent } from "./events.js";
 import type { ProcessEvent } from "../../gen/sandboxagent/api_pb.js";
+import type { Exit } from "../../supervisor/child.js";
 
 const GO_SIGNAL_NAMES: Readonly<Record<number, string>> = {
   1: "hangup",
@@ -49,9 +50,7 @@ export function signalDescription(signal: NodeJS.Signals | number): string {
   return GO_SIGNAL_NAMES[n] ?? `signal ${n}`;
 }
 
-export type Exit =
-  | { readonly kind: "exited"; readonly code: number }
-  | { readonly kind: "signaled"; readonly signal: NodeJS.Signals | number };
+export type { Exit } from "../../supervisor/child.js";
 
 /** The end event for a process that ran; `error` says what went wrong around it (a timeout). */
 export function exitEvent(exit: Exit, error?: string): ProcessEvent {

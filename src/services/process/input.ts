@@ -17,7 +17,7 @@ import {
   type StreamInputRequest,
   type StreamInputResponse,
 } from "../../gen/sandboxagent/api_pb.js";
-import { InputClosedError } from "./child.js";
+import { InputClosedError } from "../../supervisor/child.js";
 import type { ManagedProcess } from "./managed-process.js";
 import { actingUser } from "./owner.js";
 import type { ProcessTable } from "./table.js";

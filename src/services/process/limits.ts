@@ -45,13 +45,6 @@ export const SUBSCRIBER_STALL_MS = 30_000;
 export const EXITED_RETENTION_MS = 30_000;
 
 /**
- * After the process exits, how long to keep reading its pipes for output it wrote just before. A
- * background grandchild that inherited the pipes can hold them open indefinitely; the end event
- * does not wait for it.
- */
-export const POST_EXIT_DRAIN_MS = 100;
-
-/**
  * The command's time limit (`Connect-Timeout-Ms` on Start) is enforced this much early, at most a
  * tenth of the limit, so that the end event reaches a client whose own deadline fires at the limit.
  */

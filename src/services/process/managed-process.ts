@@ -4,8 +4,11 @@
  * depends on who is attached: clients come and go, the process runs on.
  */
 import type { ProcessConfig, ProcessEvent } from "../../gen/sandboxagent/api_pb.js";
+import { Code } from "@connectrpc/connect";
 import { errnoOf } from "../../errors.js";
-import type { Child, ChildHooks, SpawnRequest } from "./child.js";
+import type { Child, ChildHooks, SpawnRequest } from "../../supervisor/child.js";
+import { ForkError } from "../../supervisor/fork-thread.js";
+import { supervise } from "../../supervisor/supervisor.js";
 import { Coalescer } from "./coalescer.js";
 import { exitEvent, type Exit } from "./exit-status.js";
 import { OutputFanout } from "./fanout.js";
@@ -20,10 +23,23 @@ import {
   SUBSCRIBER_STALL_MS,
   UTF8_CARRY_MAX_MS,
 } from "./limits.js";
-import { spawnPipes } from "./pipe-child.js";
-import { spawnPty } from "./pty-child.js";
-import { raiseOomScore } from "../../user-spawn.js";
+import { SpawnError } from "./executable.js";
 import type { User } from "../../users.js";
+
+/** A failed fork/exec in the words Go's os/exec uses, with the Connect code it deserves. */
+function spawnFailure(err: unknown, request: SpawnRequest): SpawnError {
+  const { cmd } = request;
+  const message = (err as Error)?.message ?? String(err);
+  if (request.io.kind === "pty") return new SpawnError(message, Code.ResourceExhausted);
+  const errno = errnoOf(err);
+  if (errno === "ENOENT") return new SpawnError(`fork/exec ${cmd}: no such file or directory`, Code.NotFound);
+  if (errno === "EACCES" || errno === "EPERM") return new SpawnError(`fork/exec ${cmd}: permission denied`, Code.PermissionDenied);
+  if (errno === "E2BIG") return new SpawnError(`fork/exec ${cmd}: argument list too long`, Code.InvalidArgument);
+  if (errno === "EAGAIN" || errno === "ENOMEM" || errno === "EMFILE" || errno === "ENFILE") {
+    return new SpawnError(`fork/exec ${cmd}: ${message}`, Code.ResourceExhausted);
+  }
+  return new SpawnError(`fork/exec ${cmd}: ${message}`, Code.Internal);
+}
 
 export interface ProcessPlan {
   /** The Linux user the process runs as: its owner (owner.ts). */
@@ -42,7 +58,6 @@ export class ManagedProcess {
   readonly kind: "pipe" | "pty";
   readonly ended: Promise<void>;
   private endEvent: ProcessEvent | undefined;
-  private deadline: NodeJS.Timeout | undefined;
   private timeLimitMs: number | undefined;
   private markEnded: () => void = () => {};
 
@@ -68,7 +83,7 @@ export class ManagedProcess {
 
   /** Set when the process was killed because its time limit passed. */
   get timedOutAfterMs(): number | undefined {
-    return this.endEvent !== undefined ? this.timeLimitMs : undefined;
+    return this.endEvent !== undefined && this.child.timedOut ? this.timeLimitMs : undefined;
   }
 
   /** Resolves when the agent holds no pipe or terminal of this process any more. */
@@ -82,28 +97,14 @@ export class ManagedProcess {
    */
   limitTime(limitMs: number, remainingMs: number): void {
     if (!this.running) return;
+    this.timeLimitMs = limitMs;
     const margin = Math.min(DEADLINE_MARGIN_MS, remainingMs / 10);
-    this.deadline = setTimeout(() => {
-      this.timeLimitMs = limitMs;
-      this.signal("SIGKILL");
-    }, Math.max(0, remainingMs - margin));
+    this.child.limitTime(Math.max(0, remainingMs - margin));
   }
 
   /** Sends a signal to the process group, so children die with their parent. */
   signal(signal: NodeJS.Signals): void {
-    try {
-      process.kill(-this.pid, signal);
-    } catch (err) {
-      if (errnoOf(err) !== "ESRCH") throw err;
-      // No group by that id: the leader moved itself to another one. Signal it alone, but only
-      // while it runs: the pid of an exited process may already belong to someone else.
-      if (!this.running) return;
-      try {
-        process.kill(this.pid, signal);
-      } catch {
-        // exited meanwhile
-      }
-    }
+    this.child.signal(signal);
   }
 
   write(data: Uint8Array): Promise<void> {
@@ -131,9 +132,8 @@ export class ManagedProcess {
   /** @internal called by the child hooks once the exit and the output before it are known. */
   finish(exit: Exit): void {
     if (this.endEvent !== undefined) return;
-    clearTimeout(this.deadline);
     this.coalescer.finish();
-    const error = this.timeLimitMs !== undefined ? `command exceeded its time limit of ${this.timeLimitMs} ms; its process group was killed` : undefined;
+    const error = this.child.timedOut ? `command exceeded its time limit of ${this.timeLimitMs} ms; its process group was killed` : undefined;
     this.endEvent = exitEvent(exit, error);
     this.output.end(this.endEvent);
     this.markEnded();
@@ -163,12 +163,14 @@ export async function startProcess(plan: ProcessPlan): Promise<ManagedProcess> {
       else proc.finish(exit);
     },
   };
-  const { pty } = plan.spawn;
-  const child = pty !== undefined ? spawnPty(plan.spawn, pty, hooks) : await spawnPipes(plan.spawn, hooks);
+  let child: Child;
+  try {
+    child = await supervise(plan.spawn, hooks);
+  } catch (err) {
+    throw err instanceof ForkError ? spawnFailure(err, plan.spawn) : err;
+  }
   proc = new ManagedProcess(plan, child, output, coalescer);
   output.attach(child);
   if (earlyExit !== undefined) proc.finish(earlyExit);
-  // The OOM killer should pick user code before the agent.
-  raiseOomScore(child.pid);
   return proc;
 }

@@ -67,7 +67,7 @@ export async function planStart(req: StartRequest, user: User, settings: Sandbox
       config: create(ProcessConfigSchema, { cmd: config.cmd, args: config.args, envs: config.envs, cwd }),
       owner: user,
       tag: req.tag,
-      spawn: { cmd: config.cmd, launch, cwd, pty, stdin: req.stdin ?? true },
+      spawn: { cmd: config.cmd, launch, env: launch.env, cwd, io: pty !== undefined ? { kind: "pty", ...pty } : { kind: "pipes", stdin: req.stdin ?? true } },
     };
   } catch (err) {
     if (err instanceof SpawnError) throw new ConnectError(err.message, err.code);

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { UpdateResponseSchema, type UpdateRequest, type UpdateResponse } from "../../gen/sandboxagent/api_pb.js";
-import { TerminalClosedError } from "./child.js";
+import { TerminalClosedError } from "../../supervisor/child.js";
 import { MAX_PTY_SIDE } from "./limits.js";
 import { actingUser } from "./owner.js";
 import type { ProcessTable } from "./table.js";

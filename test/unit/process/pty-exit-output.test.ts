@@ -7,8 +7,8 @@
  * go missing in about one short PTY session in a thousand.
  */
 import { describe, expect, it } from "vitest";
-import type { Exit } from "../../../src/services/process/exit-status.js";
-import { spawnPty } from "../../../src/services/process/pty-child.js";
+import type { Exit } from "../../../src/supervisor/child.js";
+import { spawnPty } from "../../../src/supervisor/pty.js";
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -25,8 +25,8 @@ async function runPaused(file: string, args: string[], pausedMs: number): Promis
   const order: string[] = [];
   let exited: (exit: Exit) => void = () => {};
   const exit = new Promise<Exit>((resolve) => (exited = resolve));
-  const child = spawnPty(
-    { cmd: file, launch: { file, args, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TERM: "xterm-256color" } }, cwd: "/", stdin: true, pty: { cols: 80, rows: 24 } },
+  const child = await spawnPty(
+    { cmd: file, launch: { file, args }, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TERM: "xterm-256color" }, cwd: "/", io: { kind: "pty", cols: 80, rows: 24 } },
     { cols: 80, rows: 24 },
     {
       onOutput: (_stream, chunk) => {

@@ -1,0 +1,76 @@
+/*
+ * Descriptors for the stdio of the agent's children (src/supervisor/).
+ *
+ * Children are forked on a worker thread (the fork of a large process stalls the thread that
+ * makes it), but their pipes are read on the main event loop. Node cannot move a pipe from one
+ * thread's loop to another's, so the main thread makes the socketpairs itself: it keeps one end
+ * (net.Socket adopts it) and the worker hands the other to the child as an inherited stdio
+ * descriptor. Both ends are close-on-exec, so no other child started meanwhile inherits them.
+ *
+ * reap() waits for a child the fork thread can no longer wait for (it ended): libuv reaps only
+ * the children its own loop started, so without it they would stay zombies.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <node_api.h>
+
+static napi_value fail(napi_env env, const char *what, int err) {
+  char message[160];
+  snprintf(message, sizeof message, "child-fds: %s failed: %s", what, strerror(err));
+  napi_throw_error(env, NULL, message);
+  return NULL;
+}
+
+/* socketpair(): [agentEnd, childEnd], an AF_UNIX stream pair, both close-on-exec. */
+static napi_value make_socketpair(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return fail(env, "socketpair", errno);
+  napi_value result, a, b;
+  napi_create_array_with_length(env, 2, &result);
+  napi_create_int32(env, fds[0], &a);
+  napi_create_int32(env, fds[1], &b);
+  napi_set_element(env, result, 0, a);
+  napi_set_element(env, result, 1, b);
+  return result;
+}
+
+/* reap(pid): null while the child runs; else [code, signal] (-1 where not applicable), reaped. */
+static napi_value reap(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t pid;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 || napi_get_value_int32(env, argv[0], &pid) != napi_ok || pid <= 0) {
+    return fail(env, "reap (arguments)", EINVAL);
+  }
+  int status = 0;
+  pid_t got = waitpid(pid, &status, WNOHANG);
+  napi_value result, code, signal;
+  if (got == 0) {
+    napi_get_null(env, &result);
+    return result;
+  }
+  /* ECHILD: not our child, or reaped already: it is gone either way. */
+  if (got < 0 && errno != ECHILD) return fail(env, "waitpid", errno);
+  int exit_code = got > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  int term_signal = got > 0 && WIFSIGNALED(status) ? WTERMSIG(status) : -1;
+  napi_create_array_with_length(env, 2, &result);
+  napi_create_int32(env, exit_code, &code);
+  napi_create_int32(env, term_signal, &signal);
+  napi_set_element(env, result, 0, code);
+  napi_set_element(env, result, 1, signal);
+  return result;
+}
+
+NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
+  napi_property_descriptor props[] = {
+      {"socketpair", NULL, make_socketpair, NULL, NULL, NULL, napi_default, NULL},
+      {"reap", NULL, reap, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}

@@ -1,0 +1,86 @@
+/**
+ * The thread that forks the agent's children (fork-thread.ts explains why a thread). Each request
+ * names the descriptors the child gets as stdio, made by the main thread; this thread forks and
+ * execs, raises the child's OOM score at once (children it starts inherit it), reaps it and
+ * reports its exit. It never reads or writes a child's output.
+ */
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { resolve } from "node:path";
+import { parentPort } from "node:worker_threads";
+
+const port = parentPort;
+const require = createRequire(import.meta.url);
+
+/** node-pty's native fork (forkpty, then its own thread waits for the child), loaded on first use. */
+let ptyNative;
+function nativePty() {
+  if (ptyNative === undefined) {
+    const utils = require.resolve("node-pty/lib/utils");
+    const loaded = require(utils).loadNativeModule("pty");
+    ptyNative = { fork: loaded.module.fork, helper: resolve(utils, "..", loaded.dir, "spawn-helper") };
+  }
+  return ptyNative;
+}
+
+/** A terminal child: the master side's descriptor goes to the main thread, which reads it. */
+function forkPty(request) {
+  const { fork, helper } = nativePty();
+  const exit = { pid: 0 };
+  const onExit = (code, signal) => port.postMessage({ type: "exit", pid: exit.pid, code, signal: signal === 0 ? null : signal });
+  // uid/gid -1: node-pty's own switch keeps root's groups, so users change through setpriv.
+  const term = fork(request.file, request.args, request.parsedEnv, request.cwd, request.cols, request.rows, -1, -1, false, helper, onExit);
+  exit.pid = term.pid;
+  raiseOomScore(term.pid, request.oomScoreAdj);
+  port.postMessage({ type: "started", id: request.id, pid: term.pid, fd: term.fd, pty: term.pty });
+}
+
+function raiseOomScore(pid, score) {
+  try {
+    writeFileSync(`/proc/${pid}/oom_score_adj`, String(score));
+  } catch {
+    // no /proc, or not allowed: the score stays as inherited
+  }
+}
+
+function forkExec(request) {
+  const { id } = request;
+  const fail = (err) => port.postMessage({ type: "failed", id, code: err?.code, message: err?.message ?? String(err) });
+  let child;
+  try {
+    child = spawn(request.file, request.args, {
+      cwd: request.cwd,
+      env: request.env,
+      // setsid(): the child leads a new session and process group, so a signal to -pid reaches
+      // everything it starts, and it has no controlling terminal of ours.
+      detached: true,
+      stdio: request.stdio,
+      ...(request.uid !== undefined ? { uid: request.uid } : {}),
+      ...(request.gid !== undefined ? { gid: request.gid } : {}),
+    });
+  } catch (err) {
+    fail(err); // E2BIG, EINVAL and the like are thrown at once
+    return;
+  }
+  const pid = child.pid;
+  if (pid === undefined) {
+    child.once("error", fail); // the others come as an 'error' on the next tick
+    return;
+  }
+  raiseOomScore(pid, request.oomScoreAdj);
+  child.on("error", () => {}); // later errors (a signal to a reaped child) change nothing
+  child.once("exit", (code, signal) => port.postMessage({ type: "exit", pid, code, signal }));
+  port.postMessage({ type: "started", id, pid });
+}
+
+port.on("message", (request) => {
+  // What fault tests do to the thread: an uncaught exception, as a bug here would throw.
+  if (request.crash === true) throw new Error("the fork thread was made to crash (fault test)");
+  try {
+    if (request.parsedEnv !== undefined) forkPty(request);
+    else forkExec(request);
+  } catch (err) {
+    port.postMessage({ type: "failed", id: request.id, code: undefined, message: String(err) });
+  }
+});

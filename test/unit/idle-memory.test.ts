@@ -1,0 +1,43 @@
+/**
+ * An idle agent gives back the garbage a burst of load left (src/idle-memory.ts): a full
+ * collection (and a trim of the allocator) runs once nothing is in flight, never while a request
+ * is, and once per scheduled time of an idle spell.
+ */
+import { describe, expect, it } from "vitest";
+import { IdleMemory } from "../../src/idle-memory.js";
+import { eventually } from "../helpers/agent.js";
+
+const GARBAGE_BYTES = 64 * 1024 * 1024;
+
+/** Leaves about GARBAGE_BYTES of unreachable objects on the heap. */
+function makeGarbage(): void {
+  let keep: unknown[] = [];
+  for (let i = 0; i < GARBAGE_BYTES / 1024; i++) keep.push(new Array(128).fill(i));
+  keep = [];
+  void keep;
+}
+
+describe("IdleMemory", () => {
+  it("collects the heap once idle, and not while a request is in flight", async () => {
+    const idle = new IdleMemory({ collectAfterMs: [0], checkMs: 10 });
+    try {
+      idle.requestStarted();
+      makeGarbage();
+      // Several checks pass while the request is in flight: none collects.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(idle.collections).toBe(0);
+      const grown = process.memoryUsage().heapUsed;
+      idle.requestEnded();
+      await eventually(() => idle.collections > 0);
+      expect(process.memoryUsage().heapUsed).toBeLessThan(grown - GARBAGE_BYTES / 2);
+      // Further checks of the same idle spell find nothing scheduled; new activity starts a spell.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(idle.collections).toBe(1);
+      idle.requestStarted();
+      idle.requestEnded();
+      await eventually(() => idle.collections === 2);
+    } finally {
+      idle.stop();
+    }
+  });
+});
