@@ -10,8 +10,9 @@
 #           TypeScript kernels (tslab: kernelspecs jslab and tslab) and Deno (kernelspec deno)
 #
 #   --production  drop dev dependencies once the agent is built (for images)
-#   --test-tools  also what the tests need beyond the kernels: Debian's chromium for the browser
-#                 test (CI uses this; images do not)
+#   --test-tools  also what the tests and benchmarks need beyond the kernels: Debian's chromium for
+#                 the browser test, and Debian's Jupyter Server for the bench's peer row
+#                 (CI uses this; images do not)
 #
 # Debian packages come from apt, everything else from npm: nothing is downloaded any other way.
 # Safe to run again: whatever is already installed is skipped. Run as root on Debian (bookworm);
@@ -265,6 +266,12 @@ install_test_tools() {
     skipped "chromium ($(/usr/bin/chromium --version 2>/dev/null || echo /usr/bin/chromium))"
   else
     apt_install chromium
+  fi
+  # The peer row of `npm run bench`: the same kernel through Jupyter Server, as E2B reaches it.
+  if /usr/bin/python3 -c "import jupyter_server" 2>/dev/null; then
+    skipped "python3-jupyter-server"
+  else
+    apt_install python3-jupyter-server
   fi
 }
 
