@@ -192,6 +192,23 @@ describe("access matrix: plain routes", () => {
     expect(init.status).toBe(allowed(mode, false) ? 204 : 401);
   });
 
+  it.each(MODES)("POST /execute, E2B's code interpreter, wants the token (%s)", async (mode) => {
+    const res = await fetch(`${agent.url}/execute?${signedQuery("/execute", "write", mode)}`, {
+      method: "POST",
+      headers: { ...tokenHeaders(mode), "content-type": "application/json" },
+      body: JSON.stringify({ code: "echo ran", language: "bash" }),
+    });
+    expect(res.status).toBe(allowed(mode, false) ? 200 : 401);
+    const text = await res.text();
+    if (allowed(mode, false)) expect(text).toContain("ran");
+    else expect(text).not.toContain(agent.token);
+  });
+
+  it.each(MODES)("GET /contexts: open without a token (E2B's SDK sends none), a wrong one refused (%s)", async (mode) => {
+    const res = await fetch(`${agent.url}/contexts?${signedQuery("/contexts", "read", mode)}`, { headers: tokenHeaders(mode) });
+    expect(res.status).toBe(mode === "wrong" ? 401 : 200);
+  });
+
   it.each(MODES)("unknown routes say nothing without the token (%s)", async (mode) => {
     const res = await fetch(`${agent.url}/no/such/route?${signedQuery("/no/such/route", "read", mode)}`, { headers: tokenHeaders(mode) });
     expect(res.status).toBe(allowed(mode, false) ? 404 : 401);
