@@ -45,34 +45,15 @@ function spawnAndWait(cmd: string, args: string[]): Promise<string> {
   });
 }
 
-/** The agent's peak RSS while `work` runs, sampled every 20 ms. */
-async function peakRss(pid: number, work: () => Promise<unknown>): Promise<number> {
-  let peak = await rssMiB(pid);
-  let running = true;
-  const sampler = (async () => {
-    while (running) {
-      peak = Math.max(peak, await rssMiB(pid));
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  })();
-  try {
-    await work();
-  } finally {
-    running = false;
-    await sampler;
-  }
-  return Math.max(peak, await rssMiB(pid));
-}
-
 async function latencyRows(ctx: BenchContext): Promise<Row[]> {
   const count = ctx.quick ? 50 : 300;
   const raw = await sample(count, () => spawnAndWait("/bin/true", []));
   const rows: Row[] = [];
   for (const [label, version] of [["h2c", "2"], ["HTTP/1.1", "1.1"]] as const) {
     const c = processClient(ctx, version);
-    const rpc = await sample(count, () => runThrough(c, ctx, command("/bin/true", [])));
-    rows.push(row(`Start→end of /bin/true p50 over ${label} (vs raw spawn)`, "ms", percentile(rpc, 50), percentile(raw, 50)));
-    rows.push(row(`Start→end of /bin/true p99 over ${label} (vs raw spawn)`, "ms", percentile(rpc, 99), percentile(raw, 99)));
+    const { result: rpc, peakMiB } = await ctx.rss.during(() => sample(count, () => runThrough(c, ctx, command("/bin/true", []))));
+    rows.push(row(`Start→end of /bin/true p50 over ${label} (vs raw spawn)`, "ms", percentile(rpc, 50), percentile(raw, 50), peakMiB));
+    rows.push(row(`Start→end of /bin/true p99 over ${label} (vs raw spawn)`, "ms", percentile(rpc, 99), percentile(raw, 99), peakMiB));
   }
   return rows;
 }
@@ -94,11 +75,13 @@ async function throughputRows(ctx: BenchContext): Promise<Row[]> {
   for (const [transport, version] of [["h2c", "2"], ["HTTP/1.1", "1.1"]] as const) {
     const c = processClient(ctx, version);
     let streamed = 0;
-    const ms = await timeMs(async () => {
-      streamed = await runThrough(c, ctx, command("head", ["-c", String(size), "/dev/zero"]));
-    });
+    const { result: ms, peakMiB } = await ctx.rss.during(() =>
+      timeMs(async () => {
+        streamed = await runThrough(c, ctx, command("head", ["-c", String(size), "/dev/zero"]));
+      }),
+    );
     if (streamed !== size) throw new Error(`streamed ${streamed} of ${size} bytes`);
-    rows.push(row(`head -c ${label} /dev/zero through Start over ${transport} (vs | wc -c)`, "MiB/s", size / MiB / (ms / 1000), baseline));
+    rows.push(row(`head -c ${label} /dev/zero through Start over ${transport} (vs | wc -c)`, "MiB/s", size / MiB / (ms / 1000), baseline, peakMiB));
   }
   return rows;
 }
@@ -114,15 +97,15 @@ async function concurrencyRows(ctx: BenchContext): Promise<Row[]> {
   const idle = await rssMiB(ctx.pid);
   const c = processClient(ctx, "2");
   let ms = 0;
-  const peak = await peakRss(ctx.pid, async () => {
+  const { peakMiB: peak } = await ctx.rss.during(async () => {
     ms = await timeMs(async () => {
       const counts = await Promise.all(Array.from({ length: processes }, () => runThrough(c, ctx, command("head", ["-c", String(each), "/dev/zero"]))));
       if (counts.some((n) => n !== each)) throw new Error("a stream lost bytes");
     });
   });
   return [
-    row(`${label}: total throughput (vs piped to wc -c)`, "MiB/s", total / MiB / (ms / 1000), total / MiB / (baselineMs / 1000)),
-    row(`${label}: agent peak RSS (vs agent RSS before)`, "MiB", peak, idle),
+    row(`${label}: total throughput (vs piped to wc -c)`, "MiB/s", total / MiB / (ms / 1000), total / MiB / (baselineMs / 1000), peak),
+    row(`${label}: agent peak RSS (vs agent RSS before)`, "MiB", peak, idle, peak),
   ];
 }
 
@@ -134,7 +117,7 @@ async function slowSubscriberRows(ctx: BenchContext): Promise<Row[]> {
   const headers = { "x-access-token": ctx.token };
   const tag = `flood-${process.pid}-${Date.now()}`;
   let slowError = "";
-  const peak = await peakRss(ctx.pid, async () => {
+  const { peakMiB: peak } = await ctx.rss.during(async () => {
     const events = c.start({ ...command("bash", ["-c", `read go; head -c ${size} /dev/zero`]), tag }, { headers })[Symbol.asyncIterator]();
     const first = await events.next();
     const pid = first.value?.event?.event.case === "start" ? first.value.event.event.value.pid : 0;
@@ -155,7 +138,7 @@ async function slowSubscriberRows(ctx: BenchContext): Promise<Row[]> {
     }
   });
   ctx.log(`the subscriber that never read ended with: ${slowError.slice(0, 120) || "no error"}`);
-  return [row(`agent peak RSS: ${label} flood, one reader + one that never reads (vs RSS before)`, "MiB", peak, idle)];
+  return [row(`agent peak RSS: ${label} flood, one reader + one that never reads (vs RSS before)`, "MiB", peak, idle, peak)];
 }
 
 export const processSuite: Suite = {
