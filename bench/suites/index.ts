@@ -2,6 +2,7 @@ import type { Suite } from "../lib.js";
 import { executionSuite } from "./execution.js";
 import { filesSuite } from "./files.js";
 import { processSuite } from "./process.js";
+import { watchSuite } from "./watch.js";
 
 /** Every benchmark suite, in the order they run. */
-export const suites: readonly Suite[] = [filesSuite, processSuite, executionSuite];
+export const suites: readonly Suite[] = [filesSuite, processSuite, watchSuite, executionSuite];
