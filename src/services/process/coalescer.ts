@@ -19,8 +19,6 @@ export interface CoalescerOptions {
   readonly windowMs: number;
   readonly maxBytes: number;
   readonly carryMaxMs: number;
-  /** Makes one buffer of several chunks (default Buffer.concat); single chunks go as they are. */
-  readonly join?: (chunks: readonly Uint8Array[], total: number) => Uint8Array;
 }
 
 interface Segment {
@@ -36,6 +34,10 @@ interface Carry {
   readonly since: number;
 }
 
+function join(chunks: readonly Uint8Array[], total: number): Uint8Array {
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+}
+
 export class Coalescer {
   private segments: Segment[] = [];
   private pendingBytes = 0;
@@ -49,11 +51,6 @@ export class Coalescer {
     private readonly emit: (frame: Frame) => void,
     private readonly options: CoalescerOptions,
   ) {}
-
-  private join(chunks: readonly Uint8Array[], total: number): Uint8Array {
-    if (chunks.length === 1) return chunks[0]!;
-    return this.options.join === undefined ? Buffer.concat(chunks, total) : this.options.join(chunks, total);
-  }
 
   push(stream: Stream, chunk: Uint8Array): void {
     if (this.finished || chunk.length === 0) return;
@@ -110,14 +107,14 @@ export class Coalescer {
     this.segments = [];
     this.pendingBytes = 0;
     for (const segment of segments) {
-      if (segment.bytes > 0) this.emit({ stream: segment.stream, data: this.join(segment.chunks, segment.bytes) });
+      if (segment.bytes > 0) this.emit({ stream: segment.stream, data: join(segment.chunks, segment.bytes) });
     }
     this.armCarryTimer();
   }
 
   /** Moves a trailing partial character of a closing segment into the carry of its stream. */
   private holdIncompleteTail(segment: Segment): void {
-    const data = this.join(segment.chunks, segment.bytes);
+    const data = join(segment.chunks, segment.bytes);
     const tail = incompleteTail(data);
     segment.chunks = [tail === 0 ? data : data.subarray(0, data.length - tail)];
     segment.bytes = data.length - tail;

@@ -4,7 +4,6 @@ import { ConnectResponseSchema, type ConnectRequest, type ConnectResponse } from
 import { follow } from "./follow.js";
 import { actingUser } from "./owner.js";
 import type { ProcessTable } from "./table.js";
-import { usesBinaryCodec, withEvent } from "./wire.js";
 
 /**
  * Attaches to a running (or recently exited) process: `start{pid}`, its recent output from the
@@ -12,6 +11,5 @@ import { usesBinaryCodec, withEvent } from "./wire.js";
  */
 export async function* connect(table: ProcessTable, req: ConnectRequest, ctx: HandlerContext): AsyncGenerator<ConnectResponse> {
   const proc = table.find(req.process, { exited: true, caller: actingUser(ctx) });
-  const binary = usesBinaryCodec(ctx);
-  for await (const event of follow(proc, ctx)) yield withEvent(create(ConnectResponseSchema), event, binary);
+  for await (const event of follow(proc, ctx)) yield create(ConnectResponseSchema, { event });
 }

@@ -22,7 +22,6 @@ import {
 } from "./limits.js";
 import { spawnPipes } from "./pipe-child.js";
 import { spawnPty } from "./pty-child.js";
-import { joinWithHeadroom } from "./wire.js";
 import { raiseOomScore } from "../../user-spawn.js";
 import type { User } from "../../users.js";
 
@@ -154,7 +153,6 @@ export async function startProcess(plan: ProcessPlan): Promise<ManagedProcess> {
     windowMs: COALESCE_WINDOW_MS,
     maxBytes: COALESCE_MAX_BYTES,
     carryMaxMs: UTF8_CARRY_MAX_MS,
-    join: joinWithHeadroom,
   });
   let proc: ManagedProcess | undefined;
   let earlyExit: Exit | undefined;

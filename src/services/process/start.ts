@@ -6,7 +6,6 @@ import { follow } from "./follow.js";
 import type { ManagedProcess } from "./managed-process.js";
 import { actingUser } from "./owner.js";
 import { planStart } from "./plan.js";
-import { usesBinaryCodec, withEvent } from "./wire.js";
 import type { ProcessTable } from "./table.js";
 
 /** The limit as the client stated it (the deadline's remaining time is a millisecond or so less). */
@@ -42,8 +41,7 @@ export async function* start(
   const remainingMs = ctx.timeoutMs();
   if (limitMs !== undefined && remainingMs !== undefined) proc.limitTime(limitMs, remainingMs);
 
-  const binary = usesBinaryCodec(ctx);
-  for await (const event of follow(proc, ctx)) yield withEvent(create(StartResponseSchema), event, binary);
+  for await (const event of follow(proc, ctx)) yield create(StartResponseSchema, { event });
 
   const timedOut = proc.timedOutAfterMs;
   if (timedOut !== undefined && !ctx.signal.aborted) {
