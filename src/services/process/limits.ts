@@ -10,12 +10,8 @@
  */
 export const COALESCE_WINDOW_MS = 5;
 
-/**
- * A pending burst this large is sent without waiting for the window to close. Four of the pipe's
- * 64 KiB reads: a flood costs a quarter of the frames (each one an encode, a write and a decode in
- * the client), and PAUSE_BYTES still holds several frames.
- */
-export const COALESCE_MAX_BYTES = 256 * 1024;
+/** A pending burst this large is sent without waiting for the window to close. */
+export const COALESCE_MAX_BYTES = 64 * 1024;
 
 /**
  * The bytes of a UTF-8 character cut by a read boundary are held back until the rest arrives, so no
