@@ -4,6 +4,7 @@
  * in the same run.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 
@@ -14,11 +15,16 @@ export interface Row {
   readonly baseline: number | null;
   /** agent / baseline; for throughput rows too, so the reader compares like with like. */
   readonly ratio: number | null;
+  /**
+   * The agent's peak RSS while the row's own figure was measured; rows that do not measure it
+   * themselves get their suite's peak (run.ts).
+   */
+  readonly peakRssMiB?: number;
 }
 
-export function row(metric: string, unit: string, agent: number, baseline: number | null): Row {
+export function row(metric: string, unit: string, agent: number, baseline: number | null, peakRssMiB?: number): Row {
   const ratio = baseline === null || baseline === 0 ? null : agent / baseline;
-  return { metric, unit, agent, baseline, ratio };
+  return peakRssMiB === undefined ? { metric, unit, agent, baseline, ratio } : { metric, unit, agent, baseline, ratio, peakRssMiB };
 }
 
 export interface BenchContext {
@@ -32,6 +38,8 @@ export interface BenchContext {
   /** Smaller sizes for a quick check (CI), same metrics. */
   readonly quick: boolean;
   readonly log: (message: string) => void;
+  /** Samples the agent's RSS while `work` runs. */
+  readonly rss: RssSampler;
 }
 
 export interface Suite {
@@ -95,6 +103,53 @@ export async function rssMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
   const match = /VmRSS:\s+(\d+) kB/.exec(status);
   return match ? Number(match[1]) / 1024 : Number.NaN;
+}
+
+function rssMiBNow(pid: number): number {
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return match ? Number(match[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN; // the process is gone: no sample
+  }
+}
+
+/**
+ * The peak RSS of one process over windows of time, sampled every 10 ms from a timer of this
+ * process (so a window also sees the sample taken right at its end). Windows may overlap.
+ */
+export class RssSampler {
+  private readonly windows = new Set<{ peak: number }>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly pid: number) {
+    this.timer = setInterval(() => this.sample(), 10);
+    this.timer.unref();
+  }
+
+  private sample(): void {
+    if (this.windows.size === 0) return;
+    const rss = rssMiBNow(this.pid);
+    if (Number.isNaN(rss)) return;
+    for (const window of this.windows) window.peak = Math.max(window.peak, rss);
+  }
+
+  /** Runs `work` and returns its result with the agent's peak RSS (MiB) meanwhile. */
+  async during<T>(work: () => Promise<T>): Promise<{ result: T; peakMiB: number }> {
+    const window = { peak: rssMiBNow(this.pid) };
+    this.windows.add(window);
+    try {
+      const result = await work();
+      this.sample();
+      return { result, peakMiB: window.peak };
+    } finally {
+      this.windows.delete(window);
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
 }
 
 export function percentile(samples: readonly number[], p: number): number {

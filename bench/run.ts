@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { rssMiB, startAgentProcess, type Row, type Suite } from "./lib.js";
+import { RssSampler, rssMiB, startAgentProcess, type Row, type Suite } from "./lib.js";
 import { suites } from "./suites/index.js";
 
 function format(value: number | null, digits = 2): string {
@@ -16,8 +16,15 @@ function format(value: number | null, digits = 2): string {
 }
 
 function printTable(rows: readonly Row[]): void {
-  const header = ["metric", "unit", "agent", "baseline", "ratio"];
-  const body = rows.map((r) => [r.metric, r.unit, format(r.agent), format(r.baseline), r.ratio === null ? "-" : `${format(r.ratio)}x`]);
+  const header = ["metric", "unit", "agent", "baseline", "ratio", "peak RSS MiB"];
+  const body = rows.map((r) => [
+    r.metric,
+    r.unit,
+    format(r.agent),
+    format(r.baseline),
+    r.ratio === null ? "-" : `${format(r.ratio)}x`,
+    format(r.peakRssMiB ?? null, 0),
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((cells) => cells[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
   console.log(line(header));
@@ -39,21 +46,28 @@ async function main(): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 2_000));
   const startRssMiB = await rssMiB(agent.pid);
   const rows: Row[] = [];
+  const rss = new RssSampler(agent.pid);
+  const started = Date.now();
   try {
     for (const suite of selected) {
       console.error(`bench: ${suite.name}…`);
-      const suiteRows = await suite.run({
-        url: agent.url,
-        token,
-        pid: agent.pid,
-        startRssMiB,
-        workDir,
-        quick,
-        log: (message) => console.error(`  ${suite.name}: ${message}`),
-      });
-      rows.push(...suiteRows);
+      const { result: suiteRows, peakMiB } = await rss.during(() =>
+        suite.run({
+          url: agent.url,
+          token,
+          pid: agent.pid,
+          startRssMiB,
+          workDir,
+          quick,
+          log: (message) => console.error(`  ${suite.name}: ${message}`),
+          rss,
+        }),
+      );
+      rows.push(...suiteRows.map((r) => (r.peakRssMiB === undefined ? { ...r, peakRssMiB: peakMiB } : r)));
     }
   } finally {
+    rss.stop();
+    console.error(`bench: done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
     await agent.stop();
     await rm(workDir, { recursive: true, force: true });
   }

@@ -3,6 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { ConfigError, helpText, loadConfig, type Config } from "./config.js";
+import { endLogStream, stdoutLogStream } from "./log-stream.js";
 import { startAgent, type Agent } from "./server.js";
 
 function version(): string {
@@ -21,6 +22,7 @@ async function main(argv: string[]): Promise<void> {
   }
   let config: Config;
   let agent: Agent;
+  const logStream = stdoutLogStream();
   try {
     config = loadConfig(argv);
     let accessToken = config.accessToken;
@@ -30,7 +32,7 @@ async function main(argv: string[]): Promise<void> {
       process.stderr.write(`sandbox-agent: no access token configured; generated one: ${accessToken}\n`);
     }
     // Services validate their own files (the languages table) while the agent is built.
-    agent = await startAgent({ ...config, accessToken });
+    agent = await startAgent({ ...config, accessToken, logStream });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`sandbox-agent: ${err.message}\n`);
@@ -47,7 +49,10 @@ async function main(argv: string[]): Promise<void> {
     agent.app.log.info({ signal }, "shutting down");
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
-    agent.close().then(() => process.exit(0), () => process.exit(1));
+    agent.close().then(
+      () => endLogStream(logStream).then(() => process.exit(0)),
+      () => endLogStream(logStream).then(() => process.exit(1)),
+    );
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));

@@ -10,6 +10,7 @@
  */
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { DEFAULTS } from "../../src/config.js";
 import { ContextService, ExecutionService } from "../../src/gen/sandboxagent/api_pb.js";
 import { findKernelSpecs } from "../../src/kernels/jupyter/kernelspecs.js";
 import { launchKernel, type KernelProcess } from "../../src/kernels/jupyter/launcher.js";
@@ -153,7 +154,9 @@ async function throughput(workers: number, seconds: number, loop: (worker: numbe
 }
 
 async function concurrentRows(ctx: BenchContext, c: Clients): Promise<Row[]> {
-  const count = ctx.quick ? 8 : 20;
+  // As many as the agent keeps alive by default: one more and the cap shuts the least recently used
+  // down, so its DestroyContext fails and the run ends without its table.
+  const count = ctx.quick ? 8 : DEFAULTS.maxContexts;
   const seconds = ctx.quick ? 3 : 10;
   const rssBefore = await rssMiB(ctx.pid);
   const ids: string[] = [];

@@ -50,6 +50,34 @@ async function unprivilegedDir(ctx: BenchContext, name: string): Promise<string>
   return dir;
 }
 
+/**
+ * The floor for a file transfer over HTTP in Node: its own process (as the agent is), one route.
+ * GET streams the named file with 1 MiB reads; POST writes the raw request body (no multipart) to
+ * the named file. Prints its port on stdout.
+ */
+const BARE_FILE_SERVER = `
+const http = require("node:http");
+const fs = require("node:fs");
+const server = http.createServer((req, res) => {
+  const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+  if (req.method === "GET") {
+    fs.createReadStream(path, { highWaterMark: 1 << 20 }).pipe(res);
+  } else {
+    req.pipe(fs.createWriteStream(path)).on("finish", () => res.end("{}"));
+  }
+});
+server.listen(0, "127.0.0.1", () => console.log(server.address().port));
+`;
+
+async function bareFileServer(): Promise<{ url: string; close: () => void }> {
+  const child = spawn(process.execPath, ["-e", BARE_FILE_SERVER], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`bare file server exited with ${code}`)));
+    child.stdout.setEncoding("utf8").once("data", (line: string) => resolve(Number(line.trim())));
+  });
+  return { url: `http://127.0.0.1:${port}`, close: () => void child.kill() };
+}
+
 async function transferRows(ctx: BenchContext): Promise<Row[]> {
   const size = ctx.quick ? 64 * MiB : GiB;
   const label = ctx.quick ? "64 MiB" : "1 GiB";
@@ -58,34 +86,46 @@ async function transferRows(ctx: BenchContext): Promise<Row[]> {
   await makeFile(source, size);
   const mbps = (ms: number): number => size / MiB / (ms / 1000);
   const copy = join(ctx.workDir, "copy.bin");
+  const checked = async (ms: number, path = copy): Promise<number> => {
+    if ((await stat(path)).size !== size) throw new Error(`${path}: size mismatch`);
+    await rm(path);
+    return ms;
+  };
   // Warm the page cache identically for everyone, then measure each once (they are long).
   await timeCommand("cp", [source, copy]);
-  const cpMs = await timeCommand("cp", [source, copy]);
-  await rm(copy);
+  const cpMs = await checked(await timeCommand("cp", [source, copy]));
+
+  ctx.log("bare node server: download and upload");
+  const bare = await bareFileServer();
+  let bareDownMs: number;
+  let bareUpMs: number;
+  try {
+    bareDownMs = await checked(await timeCommand("curl", ["-sSf", "-o", copy, `${bare.url}${source}`]));
+    bareUpMs = await checked(await timeCommand("curl", ["-sSf", "-o", "/dev/null", "-X", "POST", "-T", source, `${bare.url}${copy}`]));
+  } finally {
+    bare.close();
+  }
+
   ctx.log("download");
-  const downMs = await download(ctx, source, copy);
-  if ((await stat(copy)).size !== size) throw new Error("download size mismatch");
-  await rm(copy);
+  const down = await ctx.rss.during(async () => checked(await download(ctx, source, copy)));
   ctx.log("upload");
-  const upMs = await upload(ctx, source, copy);
-  if ((await stat(copy)).size !== size) throw new Error("upload size mismatch");
-  await rm(copy);
+  const up = await ctx.rss.during(async () => checked(await upload(ctx, source, copy)));
 
   ctx.log(`download and upload as ${UNPRIVILEGED}`);
   const shared = await unprivilegedDir(ctx, "unprivileged-transfers");
   await chmod(source, 0o644);
   const userCopy = join(shared, "copy.bin");
-  const userDownMs = await download(ctx, source, userCopy, UNPRIVILEGED);
-  await rm(userCopy);
-  const userUpMs = await upload(ctx, source, userCopy, UNPRIVILEGED);
-  if ((await stat(userCopy)).size !== size) throw new Error("upload size mismatch");
+  const userDown = await ctx.rss.during(async () => checked(await download(ctx, source, userCopy, UNPRIVILEGED), userCopy));
+  const userUp = await ctx.rss.during(async () => checked(await upload(ctx, source, userCopy, UNPRIVILEGED), userCopy));
   await rm(shared, { recursive: true });
   await rm(source);
   return [
-    row(`download ${label} (vs cp)`, "MiB/s", mbps(downMs), mbps(cpMs)),
-    row(`upload ${label} (vs cp)`, "MiB/s", mbps(upMs), mbps(cpMs)),
-    row(`download ${label} as ${UNPRIVILEGED} (vs as root)`, "MiB/s", mbps(userDownMs), mbps(downMs)),
-    row(`upload ${label} as ${UNPRIVILEGED} (vs as root)`, "MiB/s", mbps(userUpMs), mbps(upMs)),
+    row(`download ${label} (vs bare node server, 1 MiB reads)`, "MiB/s", mbps(down.result), mbps(bareDownMs), down.peakMiB),
+    row(`download ${label} (vs cp)`, "MiB/s", mbps(down.result), mbps(cpMs), down.peakMiB),
+    row(`upload ${label} multipart (vs bare node server, raw body to file)`, "MiB/s", mbps(up.result), mbps(bareUpMs), up.peakMiB),
+    row(`upload ${label} multipart (vs cp)`, "MiB/s", mbps(up.result), mbps(cpMs), up.peakMiB),
+    row(`download ${label} as ${UNPRIVILEGED} (vs as root)`, "MiB/s", mbps(userDown.result), mbps(down.result), userDown.peakMiB),
+    row(`upload ${label} as ${UNPRIVILEGED} (vs as root)`, "MiB/s", mbps(userUp.result), mbps(up.result), userUp.peakMiB),
   ];
 }
 
@@ -141,13 +181,13 @@ async function statRows(ctx: BenchContext): Promise<Row[]> {
     // JSON on both sides, as the JS SDK sends it.
     const agentClient = createClient(Filesystem, createConnectTransport({ baseUrl: ctx.url, httpVersion, useBinaryFormat: false }));
     const headers = { "x-access-token": ctx.token };
-    const agentSamples = await sample(count, () => agentClient.stat({ path: ctx.workDir }, { headers }));
+    const { result: agentSamples, peakMiB } = await ctx.rss.during(() => sample(count, () => agentClient.stat({ path: ctx.workDir }, { headers })));
     const bare = await bareStatServer(httpVersion === "1.1" ? "h1" : "h2c");
     const bareClient = createClient(Filesystem, createConnectTransport({ baseUrl: bare.url, httpVersion, useBinaryFormat: false }));
     const bareSamples = await sample(count, () => bareClient.stat({ path: ctx.workDir }));
     await bare.close();
-    rows.push(row(`Stat round trip ${label} p50 (vs bare node server)`, "ms", percentile(agentSamples, 50), percentile(bareSamples, 50)));
-    rows.push(row(`Stat round trip ${label} p99 (vs bare node server)`, "ms", percentile(agentSamples, 99), percentile(bareSamples, 99)));
+    rows.push(row(`Stat round trip ${label} p50 (vs bare node server)`, "ms", percentile(agentSamples, 50), percentile(bareSamples, 50), peakMiB));
+    rows.push(row(`Stat round trip ${label} p99 (vs bare node server)`, "ms", percentile(agentSamples, 99), percentile(bareSamples, 99), peakMiB));
     if (httpVersion === "1.1") {
       const asUser = { "x-access-token": ctx.token, "x-user": UNPRIVILEGED };
       await chmod(ctx.workDir, 0o711);
@@ -168,10 +208,12 @@ async function listDirRows(ctx: BenchContext): Promise<Row[]> {
   const fs = createClient(Filesystem, createConnectTransport({ baseUrl: ctx.url, httpVersion: "1.1", useBinaryFormat: false }));
   const headers = { "x-access-token": ctx.token };
   const runs = ctx.quick ? 3 : 10;
-  const agentSamples = await sample(runs, async () => {
-    const res = await fs.listDir({ path: dir, depth: 1 }, { headers });
-    if (res.entries.length !== entries) throw new Error(`ListDir returned ${res.entries.length} entries`);
-  }, 1);
+  const { result: agentSamples, peakMiB } = await ctx.rss.during(() =>
+    sample(runs, async () => {
+      const res = await fs.listDir({ path: dir, depth: 1 }, { headers });
+      if (res.entries.length !== entries) throw new Error(`ListDir returned ${res.entries.length} entries`);
+    }, 1),
+  );
   const baseSamples = await sample(runs, async () => {
     const names = await readdir(dir);
     await Promise.all(names.map((name) => lstat(join(dir, name))));
@@ -183,7 +225,7 @@ async function listDirRows(ctx: BenchContext): Promise<Row[]> {
   }, 1);
   await rm(dir, { recursive: true });
   return [
-    row("ListDir 10,000 entries p50 (vs readdir+lstat in-process)", "ms", percentile(agentSamples, 50), percentile(baseSamples, 50)),
+    row("ListDir 10,000 entries p50 (vs readdir+lstat in-process)", "ms", percentile(agentSamples, 50), percentile(baseSamples, 50), peakMiB),
     row(`ListDir 10,000 entries p50 as ${UNPRIVILEGED} (vs as root)`, "ms", percentile(userSamples, 50), percentile(agentSamples, 50)),
   ];
 }
@@ -193,7 +235,8 @@ async function idleRss(ctx: BenchContext): Promise<Row> {
   await new Promise((resolve) => setTimeout(resolve, 500));
   const bareRss = await rssMiB(bare.pid!);
   bare.kill();
-  return row("agent RSS when idle (vs bare node process)", "MiB", await rssMiB(ctx.pid), bareRss);
+  const idle = await rssMiB(ctx.pid);
+  return row("agent RSS when idle (vs bare node process)", "MiB", idle, bareRss, idle);
 }
 
 export const filesSuite: Suite = {

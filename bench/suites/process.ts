@@ -5,12 +5,14 @@
  * processes (throughput and agent RSS); agent RSS while a flooding process has a subscriber that
  * never reads, against the agent's RSS before.
  */
+import { create, toBinary } from "@bufbuild/protobuf";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { agentMetrics } from "../../harness/probe.js";
-import { Process, type StartRequest } from "../../src/gen/sandboxagent/api_pb.js";
+import { Process, StartRequestSchema, type StartRequest } from "../../src/gen/sandboxagent/api_pb.js";
 import { GiB, MiB, percentile, row, rssMiB, sample, timeMs, type BenchContext, type Row, type Suite } from "../lib.js";
 
 type ProcessClient = Client<typeof Process>;
@@ -47,36 +49,38 @@ function spawnAndWait(cmd: string, args: string[]): Promise<string> {
   });
 }
 
-/** The agent's peak RSS while `work` runs, sampled every 20 ms. */
-async function peakRss(pid: number, work: () => Promise<unknown>): Promise<number> {
-  let peak = await rssMiB(pid);
-  let running = true;
-  const sampler = (async () => {
-    while (running) {
-      peak = Math.max(peak, await rssMiB(pid));
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  })();
-  try {
-    await work();
-  } finally {
-    running = false;
-    await sampler;
-  }
-  return Math.max(peak, await rssMiB(pid));
-}
-
 async function latencyRows(ctx: BenchContext): Promise<Row[]> {
   const count = ctx.quick ? 50 : 300;
   const raw = await sample(count, () => spawnAndWait("/bin/true", []));
   const rows: Row[] = [];
   for (const [label, version] of [["h2c", "2"], ["HTTP/1.1", "1.1"]] as const) {
     const c = processClient(ctx, version);
-    const rpc = await sample(count, () => runThrough(c, ctx, command("/bin/true", [])));
-    rows.push(row(`Start→end of /bin/true p50 over ${label} (vs raw spawn)`, "ms", percentile(rpc, 50), percentile(raw, 50)));
-    rows.push(row(`Start→end of /bin/true p99 over ${label} (vs raw spawn)`, "ms", percentile(rpc, 99), percentile(raw, 99)));
+    const { result: rpc, peakMiB } = await ctx.rss.during(() => sample(count, () => runThrough(c, ctx, command("/bin/true", []))));
+    rows.push(row(`Start→end of /bin/true p50 over ${label} (vs raw spawn)`, "ms", percentile(rpc, 50), percentile(raw, 50), peakMiB));
+    rows.push(row(`Start→end of /bin/true p99 over ${label} (vs raw spawn)`, "ms", percentile(rpc, 99), percentile(raw, 99), peakMiB));
   }
   return rows;
+}
+
+/**
+ * Start called by curl (Connect streaming, binary), its output thrown away: returns the bytes
+ * received, envelopes and events included (every data byte arrived when this is at least the
+ * output's size). connect-node in this process tops out below what the agent sends, and so would
+ * any parsing here, so the rows through it measure that client; these measure the agent.
+ */
+async function streamThroughCurl(ctx: BenchContext, httpVersion: "1.1" | "2", request: Partial<StartRequest>): Promise<number> {
+  const body = toBinary(StartRequestSchema, create(StartRequestSchema, request));
+  const envelope = Buffer.alloc(5 + body.length);
+  envelope.writeUInt32BE(body.length, 1);
+  envelope.set(body, 5);
+  const requestFile = join(ctx.workDir, "start-request.bin");
+  await writeFile(requestFile, envelope);
+  const received = await spawnAndWait("curl", [
+    "-sSf", "-o", "/dev/null", "-w", "%{size_download}", httpVersion === "2" ? "--http2-prior-knowledge" : "--http1.1",
+    "-H", `x-access-token: ${ctx.token}`, "-H", "content-type: application/connect+proto",
+    "--data-binary", `@${requestFile}`, `${ctx.url}/sandboxagent.Process/Start`,
+  ]);
+  return Number(received);
 }
 
 async function throughputRows(ctx: BenchContext): Promise<Row[]> {
@@ -96,11 +100,21 @@ async function throughputRows(ctx: BenchContext): Promise<Row[]> {
   for (const [transport, version] of [["h2c", "2"], ["HTTP/1.1", "1.1"]] as const) {
     const c = processClient(ctx, version);
     let streamed = 0;
-    const ms = await timeMs(async () => {
-      streamed = await runThrough(c, ctx, command("head", ["-c", String(size), "/dev/zero"]));
-    });
+    const { result: ms, peakMiB } = await ctx.rss.during(() =>
+      timeMs(async () => {
+        streamed = await runThrough(c, ctx, command("head", ["-c", String(size), "/dev/zero"]));
+      }),
+    );
     if (streamed !== size) throw new Error(`streamed ${streamed} of ${size} bytes`);
-    rows.push(row(`head -c ${label} /dev/zero through Start over ${transport} (vs | wc -c)`, "MiB/s", size / MiB / (ms / 1000), baseline));
+    rows.push(row(`head -c ${label} /dev/zero through Start over ${transport}, connect-node client (vs | wc -c)`, "MiB/s", size / MiB / (ms / 1000), baseline, peakMiB));
+    let curled = 0;
+    const byCurl = await ctx.rss.during(() =>
+      timeMs(async () => {
+        curled = await streamThroughCurl(ctx, version, command("head", ["-c", String(size), "/dev/zero"]));
+      }),
+    );
+    if (curled < size) throw new Error(`curl received ${curled} bytes for ${size} bytes of output`);
+    rows.push(row(`head -c ${label} /dev/zero through Start over ${transport}, curl client (vs | wc -c)`, "MiB/s", size / MiB / (byCurl.result / 1000), baseline, byCurl.peakMiB));
   }
   return rows;
 }
@@ -116,15 +130,15 @@ async function concurrencyRows(ctx: BenchContext): Promise<Row[]> {
   const idle = await rssMiB(ctx.pid);
   const c = processClient(ctx, "2");
   let ms = 0;
-  const peak = await peakRss(ctx.pid, async () => {
+  const { peakMiB: peak } = await ctx.rss.during(async () => {
     ms = await timeMs(async () => {
       const counts = await Promise.all(Array.from({ length: processes }, () => runThrough(c, ctx, command("head", ["-c", String(each), "/dev/zero"]))));
       if (counts.some((n) => n !== each)) throw new Error("a stream lost bytes");
     });
   });
   return [
-    row(`${label}: total throughput (vs piped to wc -c)`, "MiB/s", total / MiB / (ms / 1000), total / MiB / (baselineMs / 1000)),
-    row(`${label}: agent peak RSS (vs agent RSS before)`, "MiB", peak, idle),
+    row(`${label}: total throughput (vs piped to wc -c)`, "MiB/s", total / MiB / (ms / 1000), total / MiB / (baselineMs / 1000), peak),
+    row(`${label}: agent peak RSS (vs agent RSS before)`, "MiB", peak, idle, peak),
   ];
 }
 
@@ -136,7 +150,7 @@ async function slowSubscriberRows(ctx: BenchContext): Promise<Row[]> {
   const headers = { "x-access-token": ctx.token };
   const tag = `flood-${process.pid}-${Date.now()}`;
   let slowError = "";
-  const peak = await peakRss(ctx.pid, async () => {
+  const { peakMiB: peak } = await ctx.rss.during(async () => {
     const events = c.start({ ...command("bash", ["-c", `read go; head -c ${size} /dev/zero`]), tag }, { headers })[Symbol.asyncIterator]();
     const first = await events.next();
     const pid = first.value?.event?.event.case === "start" ? first.value.event.event.value.pid : 0;
@@ -157,7 +171,7 @@ async function slowSubscriberRows(ctx: BenchContext): Promise<Row[]> {
     }
   });
   ctx.log(`the subscriber that never read ended with: ${slowError.slice(0, 120) || "no error"}`);
-  return [row(`agent peak RSS: ${label} flood, one reader + one that never reads (vs RSS before)`, "MiB", peak, idle)];
+  return [row(`agent peak RSS: ${label} flood, one reader + one that never reads (vs RSS before)`, "MiB", peak, idle, peak)];
 }
 
 /**

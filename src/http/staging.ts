@@ -24,8 +24,11 @@ import { writeMetadata } from "../user-fs/metadata.js";
 
 /** Leaves room for the prefix and suffix within NAME_MAX (255 bytes). */
 const HINT_MAX_BYTES = 100;
-/** Fewer, larger writes for big uploads; backpressure still reaches the client through the pipe. */
-const WRITE_CHUNK_BYTES = 256 * 1024;
+/**
+ * What may wait while a write is in flight, written next in one writev(2): fewer, larger writes for
+ * big uploads; backpressure still reaches the client through the pipe.
+ */
+const WRITE_CHUNK_BYTES = 1024 * 1024;
 /**
  * Read and write: a move to another file system copies from it. O_NOFOLLOW: the new name is never
  * a symlink someone planted under a name we were about to use.

@@ -23,6 +23,16 @@ export interface OnePortOptions {
   readonly h2IdleMs: number;
 }
 
+/**
+ * HTTP/2 receive windows. The protocol's default (64 KiB for each stream and for the connection)
+ * lets a client send one window, then wait a round trip for our WINDOW_UPDATE: uploads and stdin
+ * over HTTP/2 crawled at a fraction of HTTP/1.1. Node grants window only as handlers read, so a
+ * window is also the most one stream (or one connection) can make us buffer unread: bounded
+ * with maxConnections, 1024 × 4 MiB at most.
+ */
+const H2_STREAM_WINDOW_BYTES = 1024 * 1024;
+const H2_SESSION_WINDOW_BYTES = 4 * 1024 * 1024;
+
 /** How long a new connection may stay silent before it is dropped (slowloris guard). */
 const FIRST_BYTE_TIMEOUT_MS = 30_000;
 
@@ -110,7 +120,7 @@ export function createOnePortServer(handler: RequestHandler, options: OnePortOpt
     if (req instanceof http2.Http2ServerRequest) releaseStreamWithAnswer(req);
     handler(req, res);
   };
-  const settings = { maxConcurrentStreams: options.h2MaxStreams };
+  const settings = { maxConcurrentStreams: options.h2MaxStreams, initialWindowSize: H2_STREAM_WINDOW_BYTES };
   const h2c = http2.createServer({ settings }, h2Handler);
   const secure = options.tls ? http2.createSecureServer({ ...options.tls, allowHTTP1: true, settings }, h2Handler) : undefined;
   const sockets = new Set<net.Socket>();
@@ -118,6 +128,8 @@ export function createOnePortServer(handler: RequestHandler, options: OnePortOpt
   for (const server of [h2c, secure]) {
     server?.on("session", (session) => {
       sessions.add(session);
+      // The connection's window is not a setting: it grows by a WINDOW_UPDATE once the session is up.
+      session.once("localSettings", () => session.setLocalWindowSize(H2_SESSION_WINDOW_BYTES));
       closeWhenIdle(session, options.h2IdleMs);
       session.once("close", () => sessions.delete(session));
     });

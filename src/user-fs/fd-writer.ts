@@ -6,7 +6,7 @@
  * This writer never closes, and says when no write is in flight, so that the owner closes only
  * once the kernel is done with the descriptor.
  */
-import { read, write } from "node:fs";
+import { read, write, writev } from "node:fs";
 import { Writable } from "node:stream";
 
 /** Writes all of `chunk` at `position` (a short write is continued, as write(2) allows). */
@@ -15,6 +15,19 @@ function writeAll(fd: number, chunk: Uint8Array, position: number, done: (err: E
     if (err) return done(err);
     if (written === chunk.length) return done(null);
     writeAll(fd, chunk.subarray(written), position + written, done);
+  });
+}
+
+/** Writes all of `chunks` at `position` in as few writev(2) calls as the kernel allows. */
+function writevAll(fd: number, chunks: readonly Uint8Array[], position: number, done: (err: Error | null) => void): void {
+  writev(fd, chunks as Uint8Array[], position, (err, written) => {
+    if (err) return done(err);
+    let rest = written;
+    let first = 0;
+    while (first < chunks.length && rest >= chunks[first]!.length) rest -= chunks[first++]!.length;
+    if (first === chunks.length) return done(null);
+    const remaining = [chunks[first]!.subarray(rest), ...chunks.slice(first + 1)];
+    writevAll(fd, remaining, position + written, done);
   });
 }
 
@@ -44,6 +57,22 @@ export class FdWriter extends Writable {
     this.position += chunk.length;
     this.inFlight = new Promise((resolve) => {
       writeAll(this.fd, chunk, at, (err) => {
+        resolve();
+        callback(err);
+      });
+    });
+  }
+
+  /**
+   * What arrived while the previous write was in flight goes in one system call, without first
+   * being copied into one buffer: a fast sender's small chunks become few large writes.
+   */
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    const buffers = chunks.map(({ chunk }) => chunk);
+    const at = this.position;
+    for (const buffer of buffers) this.position += buffer.length;
+    this.inFlight = new Promise((resolve) => {
+      writevAll(this.fd, buffers, at, (err) => {
         resolve();
         callback(err);
       });
