@@ -37,7 +37,11 @@ export interface RequestSpec {
 const FLOOD_CHUNK = Buffer.alloc(64 * 1024, 0x61);
 
 /** Writes a flood to `sink` until `answered()` or the bytes run out; returns a stop function. */
-function pumpFlood(sink: { write(chunk: Buffer): boolean; once(event: "drain", listener: () => void): unknown; readonly destroyed: boolean }, flood: NonNullable<RequestSpec["flood"]>, answered: () => boolean): () => void {
+function pumpFlood(
+  sink: { write(chunk: Buffer): boolean; once(event: "drain", listener: () => void): unknown; readonly destroyed: boolean },
+  flood: NonNullable<RequestSpec["flood"]>,
+  answered: () => boolean,
+): () => void {
   let sent = 0;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
@@ -101,7 +105,15 @@ export function describeSpec(spec: RequestSpec): string {
   const body = Buffer.concat((spec.raw ? [spec.raw] : (spec.body ?? [])).map((c) => Buffer.from(c)));
   const shown = body.length > 512 ? `${body.subarray(0, 512).toString("base64")}… (${body.length} bytes)` : body.toString("base64");
   const headers = spec.headers.filter(([name]) => name !== "x-access-token").map(([name, value]) => [name, value.slice(0, 200)]);
-  return JSON.stringify({ family: spec.family, transport: spec.transport, method: spec.method, target: spec.target.slice(0, 300), headers, body: shown, cutAfter: spec.cutAfter });
+  return JSON.stringify({
+    family: spec.family,
+    transport: spec.transport,
+    method: spec.method,
+    target: spec.target.slice(0, 300),
+    headers,
+    body: shown,
+    cutAfter: spec.cutAfter,
+  });
 }
 
 /** An answer for a report. */
@@ -111,9 +123,23 @@ export function describeOutcome(outcome: Outcome): string {
 }
 
 const GRPC_CODES = [
-  "ok", "canceled", "unknown", "invalid_argument", "deadline_exceeded", "not_found", "already_exists",
-  "permission_denied", "resource_exhausted", "failed_precondition", "aborted", "out_of_range",
-  "unimplemented", "internal", "unavailable", "data_loss", "unauthenticated",
+  "ok",
+  "canceled",
+  "unknown",
+  "invalid_argument",
+  "deadline_exceeded",
+  "not_found",
+  "already_exists",
+  "permission_denied",
+  "resource_exhausted",
+  "failed_precondition",
+  "aborted",
+  "out_of_range",
+  "unimplemented",
+  "internal",
+  "unavailable",
+  "data_loss",
+  "unauthenticated",
 ] as const;
 
 const MAX_KEEP = 1 << 20;
@@ -224,7 +250,10 @@ function dechunk(body: Buffer, headers: Map<string, string>): Buffer {
     if (lineEnd < 0) break;
     const size = parseInt(body.subarray(at, lineEnd).toString("latin1"), 16);
     if (size === 0) {
-      for (const line of body.subarray(lineEnd + 2).toString("latin1").split("\r\n")) {
+      for (const line of body
+        .subarray(lineEnd + 2)
+        .toString("latin1")
+        .split("\r\n")) {
         const colon = line.indexOf(":");
         if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
       }
@@ -290,7 +319,14 @@ function sendH2(baseUrl: string, spec: RequestSpec, timeoutMs: number, shared?: 
       const code = codeOf(headers.get("content-type") ?? "", body, headers);
       const type = headers.get("content-type") ?? (status === 200 ? requestContentType(spec) : "");
       const missingStatus = status !== 0 && kept < MAX_KEEP && !extra.timedOut && statusMissing(type, body, headers);
-      resolve({ status, ...(code === undefined ? {} : { code }), ...(missingStatus ? { missingStatus } : {}), excerpt: body.subarray(0, 200).toString("utf8"), ms: performance.now() - started, ...extra });
+      resolve({
+        status,
+        ...(code === undefined ? {} : { code }),
+        ...(missingStatus ? { missingStatus } : {}),
+        excerpt: body.subarray(0, 200).toString("utf8"),
+        ms: performance.now() - started,
+        ...extra,
+      });
     };
     const timer = setTimeout(() => finish({ timedOut: true }), timeoutMs);
     const requestHeaders: Record<string, string> = { ":method": spec.method, ":path": spec.target };

@@ -20,27 +20,128 @@ interface OptionSpec {
 export const OPTIONS = {
   host: { flag: "--host", env: "SANDBOX_AGENT_HOST", kind: "string", help: "address to listen on (default 0.0.0.0)" },
   port: { flag: "--port", env: "SANDBOX_AGENT_PORT", kind: "int", min: 0, max: 65535, help: "TCP port for every protocol (default 49983; 0 picks a free one)" },
-  interpreterPort: { flag: "--interpreter-port", env: "SANDBOX_AGENT_INTERPRETER_PORT", kind: "int", min: 0, max: 65535, help: "second TCP port serving only the E2B code interpreter (/execute, /contexts) and /health, where its SDK looks (default 49999; 0 turns it off; a port already taken is logged and skipped)" },
-  accessToken: { flag: "--access-token", env: "SANDBOX_AGENT_ACCESS_TOKEN", kind: "string", help: "the X-Access-Token callers must send (default: generated and printed once); as a flag it is visible to every local user in /proc/<pid>/cmdline: prefer the variable or --access-token-file" },
+  interpreterPort: {
+    flag: "--interpreter-port",
+    env: "SANDBOX_AGENT_INTERPRETER_PORT",
+    kind: "int",
+    min: 0,
+    max: 65535,
+    help: "second TCP port serving only the E2B code interpreter (/execute, /contexts) and /health, where its SDK looks (default 49999; 0 turns it off; a port already taken is logged and skipped)",
+  },
+  accessToken: {
+    flag: "--access-token",
+    env: "SANDBOX_AGENT_ACCESS_TOKEN",
+    kind: "string",
+    help: "the X-Access-Token callers must send (default: generated and printed once); as a flag it is visible to every local user in /proc/<pid>/cmdline: prefer the variable or --access-token-file",
+  },
   accessTokenFile: { flag: "--access-token-file", env: "SANDBOX_AGENT_ACCESS_TOKEN_FILE", kind: "path", help: "read the access token from this file" },
-  auth: { flag: "--auth", env: "SANDBOX_AGENT_AUTH", kind: "string", help: "token (default: the access token is required), init (no token until the platform's POST /init sets one; nothing but /health and /init answers before), or none (no token: local development only, refused on a non-loopback --host)" },
+  auth: {
+    flag: "--auth",
+    env: "SANDBOX_AGENT_AUTH",
+    kind: "string",
+    help: "token (default: the access token is required), init (no token until the platform's POST /init sets one; nothing but /health and /init answers before), or none (no token: local development only, refused on a non-loopback --host)",
+  },
   defaultUser: { flag: "--default-user", env: "SANDBOX_AGENT_DEFAULT_USER", kind: "string", help: "Linux user for calls that name none (default root)" },
-  defaultWorkdir: { flag: "--default-workdir", env: "SANDBOX_AGENT_DEFAULT_WORKDIR", kind: "string", help: "working directory of processes that name none (default: the user's home)" },
+  defaultWorkdir: {
+    flag: "--default-workdir",
+    env: "SANDBOX_AGENT_DEFAULT_WORKDIR",
+    kind: "string",
+    help: "working directory of processes that name none (default: the user's home)",
+  },
   tlsCert: { flag: "--tls-cert", env: "SANDBOX_AGENT_TLS_CERT", kind: "path", help: "PEM certificate; with --tls-key, TLS is also served on the same port" },
   tlsKey: { flag: "--tls-key", env: "SANDBOX_AGENT_TLS_KEY", kind: "path", help: "PEM private key for --tls-cert" },
-  uploadMaxBytes: { flag: "--upload-max-bytes", env: "SANDBOX_AGENT_UPLOAD_MAX_BYTES", kind: "int", min: 1, help: "largest file one upload part may carry (default 64 GiB)" },
-  watcherIdleMs: { flag: "--watcher-idle-ms", env: "SANDBOX_AGENT_WATCHER_IDLE_MS", kind: "int", min: 1000, help: "a polled watcher nobody polls for this long is removed (default 300000)" },
-  watcherMaxEvents: { flag: "--watcher-max-events", env: "SANDBOX_AGENT_WATCHER_MAX_EVENTS", kind: "int", min: 1, help: "events a polled watcher buffers before reporting an overflow (default 10000)" },
-  rpcMaxBytes: { flag: "--rpc-max-bytes", env: "SANDBOX_AGENT_RPC_MAX_BYTES", kind: "int", min: 1024, help: "largest RPC message read (default 8388608, 8 MiB: process input and code come in smaller pieces; files go through /upload)" },
-  maxConnections: { flag: "--max-connections", env: "SANDBOX_AGENT_MAX_CONNECTIONS", kind: "int", min: 1, help: "connections open at once; more are refused (default 1024)" },
-  h2MaxStreams: { flag: "--h2-max-streams", env: "SANDBOX_AGENT_H2_MAX_STREAMS", kind: "int", min: 1, help: "concurrent streams one HTTP/2 connection may open (default 256)" },
-  h2IdleMs: { flag: "--h2-idle-ms", env: "SANDBOX_AGENT_H2_IDLE_MS", kind: "int", min: 1000, help: "an HTTP/2 connection with no stream open for this long is closed (default 300000)" },
-  signedUrlMaxSeconds: { flag: "--signed-url-max-seconds", env: "SANDBOX_AGENT_SIGNED_URL_MAX_SECONDS", kind: "int", min: 1, help: "a signed URL whose signature_expiration lies further ahead than this is refused (default 604800, 7 days)" },
-  watchDefaultTimeoutMs: { flag: "--watch-default-timeout-ms", env: "SANDBOX_AGENT_WATCH_DEFAULT_TIMEOUT_MS", kind: "int", min: 0, help: "a WatchDir stream that names no deadline and no Keepalive-Ping-Interval ends after this long, as the ScaleBox SDK's request timeout means it to; 0 means never (default 30000)" },
-  executionTimeoutMs: { flag: "--execution-timeout-ms", env: "SANDBOX_AGENT_EXECUTION_TIMEOUT_MS", kind: "int", min: 0, help: "time limit of an execution that sends no Connect-Timeout-Ms; 0 means none (default 300000)" },
-  kernelPoolSize: { flag: "--kernel-pool-size", env: "SANDBOX_AGENT_KERNEL_POOL_SIZE", kind: "int", min: 0, max: 16, help: "Python kernels kept started for new contexts of the default user (default 1)" },
-  maxContexts: { flag: "--max-contexts", env: "SANDBOX_AGENT_MAX_CONTEXTS", kind: "int", min: 1, max: 1024, help: "execution contexts (kernels) alive at once; at the limit the least recently used idle one is shut down (default 16)" },
-  languagesFile: { flag: "--languages-file", env: "SANDBOX_AGENT_LANGUAGES_FILE", kind: "path", help: "JSON file mapping language names to kernelspecs, over the built-in table" },
+  uploadMaxBytes: {
+    flag: "--upload-max-bytes",
+    env: "SANDBOX_AGENT_UPLOAD_MAX_BYTES",
+    kind: "int",
+    min: 1,
+    help: "largest file one upload part may carry (default 64 GiB)",
+  },
+  watcherIdleMs: {
+    flag: "--watcher-idle-ms",
+    env: "SANDBOX_AGENT_WATCHER_IDLE_MS",
+    kind: "int",
+    min: 1000,
+    help: "a polled watcher nobody polls for this long is removed (default 300000)",
+  },
+  watcherMaxEvents: {
+    flag: "--watcher-max-events",
+    env: "SANDBOX_AGENT_WATCHER_MAX_EVENTS",
+    kind: "int",
+    min: 1,
+    help: "events a polled watcher buffers before reporting an overflow (default 10000)",
+  },
+  rpcMaxBytes: {
+    flag: "--rpc-max-bytes",
+    env: "SANDBOX_AGENT_RPC_MAX_BYTES",
+    kind: "int",
+    min: 1024,
+    help: "largest RPC message read (default 8388608, 8 MiB: process input and code come in smaller pieces; files go through /upload)",
+  },
+  maxConnections: {
+    flag: "--max-connections",
+    env: "SANDBOX_AGENT_MAX_CONNECTIONS",
+    kind: "int",
+    min: 1,
+    help: "connections open at once; more are refused (default 1024)",
+  },
+  h2MaxStreams: {
+    flag: "--h2-max-streams",
+    env: "SANDBOX_AGENT_H2_MAX_STREAMS",
+    kind: "int",
+    min: 1,
+    help: "concurrent streams one HTTP/2 connection may open (default 256)",
+  },
+  h2IdleMs: {
+    flag: "--h2-idle-ms",
+    env: "SANDBOX_AGENT_H2_IDLE_MS",
+    kind: "int",
+    min: 1000,
+    help: "an HTTP/2 connection with no stream open for this long is closed (default 300000)",
+  },
+  signedUrlMaxSeconds: {
+    flag: "--signed-url-max-seconds",
+    env: "SANDBOX_AGENT_SIGNED_URL_MAX_SECONDS",
+    kind: "int",
+    min: 1,
+    help: "a signed URL whose signature_expiration lies further ahead than this is refused (default 604800, 7 days)",
+  },
+  watchDefaultTimeoutMs: {
+    flag: "--watch-default-timeout-ms",
+    env: "SANDBOX_AGENT_WATCH_DEFAULT_TIMEOUT_MS",
+    kind: "int",
+    min: 0,
+    help: "a WatchDir stream that names no deadline and no Keepalive-Ping-Interval ends after this long, as the ScaleBox SDK's request timeout means it to; 0 means never (default 30000)",
+  },
+  executionTimeoutMs: {
+    flag: "--execution-timeout-ms",
+    env: "SANDBOX_AGENT_EXECUTION_TIMEOUT_MS",
+    kind: "int",
+    min: 0,
+    help: "time limit of an execution that sends no Connect-Timeout-Ms; 0 means none (default 300000)",
+  },
+  kernelPoolSize: {
+    flag: "--kernel-pool-size",
+    env: "SANDBOX_AGENT_KERNEL_POOL_SIZE",
+    kind: "int",
+    min: 0,
+    max: 16,
+    help: "Python kernels kept started for new contexts of the default user (default 1)",
+  },
+  maxContexts: {
+    flag: "--max-contexts",
+    env: "SANDBOX_AGENT_MAX_CONTEXTS",
+    kind: "int",
+    min: 1,
+    max: 1024,
+    help: "execution contexts (kernels) alive at once; at the limit the least recently used idle one is shut down (default 16)",
+  },
+  languagesFile: {
+    flag: "--languages-file",
+    env: "SANDBOX_AGENT_LANGUAGES_FILE",
+    kind: "path",
+    help: "JSON file mapping language names to kernelspecs, over the built-in table",
+  },
   logLevel: { flag: "--log-level", env: "SANDBOX_AGENT_LOG_LEVEL", kind: "string", help: "fatal, error, warn, info, debug, trace or silent (default info)" },
   config: { flag: "--config", env: "SANDBOX_AGENT_CONFIG", kind: "path", help: "JSON file with any of these options by name" },
 } as const satisfies Record<string, OptionSpec>;
@@ -101,9 +202,7 @@ export class ConfigError extends Error {}
 type Raw = Partial<Record<OptionName, string>>;
 
 function parseFlags(argv: readonly string[]): Raw {
-  const byFlag = new Map<string, OptionName>(
-    Object.entries(OPTIONS).map(([name, spec]) => [spec.flag, name as OptionName]),
-  );
+  const byFlag = new Map<string, OptionName>(Object.entries(OPTIONS).map(([name, spec]) => [spec.flag, name as OptionName]));
   const raw: Raw = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -197,9 +296,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if ((certPath === undefined) !== (keyPath === undefined)) {
     throw new ConfigError(`${OPTIONS.tlsCert.flag} and ${OPTIONS.tlsKey.flag} go together`);
   }
-  const tls = certPath !== undefined && keyPath !== undefined
-    ? { cert: readSecretFile(OPTIONS.tlsCert.flag, certPath), key: readSecretFile(OPTIONS.tlsKey.flag, keyPath) }
-    : undefined;
+  const tls =
+    certPath !== undefined && keyPath !== undefined
+      ? { cert: readSecretFile(OPTIONS.tlsCert.flag, certPath), key: readSecretFile(OPTIONS.tlsKey.flag, keyPath) }
+      : undefined;
 
   const auth = (pick("auth") ?? "token") as AuthMode;
   if (!AUTH_MODES.includes(auth)) throw new ConfigError(`${OPTIONS.auth.flag} must be one of ${AUTH_MODES.join(", ")}`);
@@ -215,7 +315,23 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   const logLevel = pick("logLevel") ?? DEFAULTS.logLevel;
   if (!LOG_LEVELS.has(logLevel)) throw new ConfigError(`${OPTIONS.logLevel.flag} must be one of ${[...LOG_LEVELS].join(", ")}`);
 
-  const int = (name: "port" | "interpreterPort" | "uploadMaxBytes" | "watcherIdleMs" | "watcherMaxEvents" | "watchDefaultTimeoutMs" | "signedUrlMaxSeconds" | "rpcMaxBytes" | "maxConnections" | "h2MaxStreams" | "h2IdleMs" | "executionTimeoutMs" | "kernelPoolSize" | "maxContexts"): number => {
+  const int = (
+    name:
+      | "port"
+      | "interpreterPort"
+      | "uploadMaxBytes"
+      | "watcherIdleMs"
+      | "watcherMaxEvents"
+      | "watchDefaultTimeoutMs"
+      | "signedUrlMaxSeconds"
+      | "rpcMaxBytes"
+      | "maxConnections"
+      | "h2MaxStreams"
+      | "h2IdleMs"
+      | "executionTimeoutMs"
+      | "kernelPoolSize"
+      | "maxContexts",
+  ): number => {
     const value = pick(name);
     return value === undefined ? DEFAULTS[name] : toInt(name, value);
   };

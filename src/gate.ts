@@ -75,13 +75,13 @@ function authenticate(req: FastifyRequest, access: RouteAccess, options: GateOpt
       options.signedUrlMaxSeconds,
       { raw: access.signed.envd === true },
     );
-  // --- E2B code interpreter (issue 17; src/e2b/interpreter/) -----------------------------------
-  // Its unmodified SDK sends no token on /contexts*. Such a call acts as the default user, never
-  // one its headers name, and those routes only manage contexts: running code (POST /execute)
-  // needs the token. A call that sends a token is checked as usual.
+    // --- E2B code interpreter (issue 17; src/e2b/interpreter/) -----------------------------------
+    // Its unmodified SDK sends no token on /contexts*. Such a call acts as the default user, never
+    // one its headers name, and those routes only manage contexts: running code (POST /execute)
+    // needs the token. A call that sends a token is checked as usual.
   } else if (access.withoutToken === true && req.headers["x-access-token"] === undefined) {
     userName = settings.defaultUser;
-  // --- end of E2B code interpreter -------------------------------------------------------------
+    // --- end of E2B code interpreter -------------------------------------------------------------
   } else if (settings.tokenMatches(single(req.headers["x-access-token"]))) {
     userName = fromHeaders();
     // envd's file routes name the user in the query.

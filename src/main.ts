@@ -59,6 +59,6 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`sandbox-agent: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.stderr.write(`sandbox-agent: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });

@@ -30,7 +30,12 @@ export function createMetrics(): Metrics {
   const registers = [registry];
   return {
     registry,
-    requests: new Counter({ name: "sandbox_agent_requests_total", help: "Requests by route, method and HTTP status", labelNames: ["route", "method", "status"], registers }),
+    requests: new Counter({
+      name: "sandbox_agent_requests_total",
+      help: "Requests by route, method and HTTP status",
+      labelNames: ["route", "method", "status"],
+      registers,
+    }),
     requestDuration: new Histogram({
       name: "sandbox_agent_request_duration_seconds",
       help: "Request duration by route (streams: until the stream ends)",
@@ -42,7 +47,14 @@ export function createMetrics(): Metrics {
     fileBytes: new Counter({ name: "sandbox_agent_file_bytes_total", help: "File bytes uploaded and downloaded", labelNames: ["direction"], registers }),
     kernelEvents: new Counter({ name: "sandbox_agent_kernel_events_total", help: "Kernel starts, restarts and deaths", labelNames: ["event"], registers }),
     observe: (name, help, read) => {
-      new Gauge({ name: `sandbox_agent_${name}`, help, registers, collect() { this.set(read()); } });
+      new Gauge({
+        name: `sandbox_agent_${name}`,
+        help,
+        registers,
+        collect() {
+          this.set(read());
+        },
+      });
     },
   };
 }

@@ -47,7 +47,7 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
     logger: {
       level: config.logLevel,
       ...(config.logStream ? { stream: config.logStream } : {}),
-      redact: { paths: ["req.headers[\"x-access-token\"]", "req.headers.authorization"], censor: "[redacted]" },
+      redact: { paths: ['req.headers["x-access-token"]', "req.headers.authorization"], censor: "[redacted]" },
       serializers: {
         req: (req) => ({ method: req.method, url: redactQuery(req.url), remoteAddress: req.ip }),
       },
@@ -135,10 +135,7 @@ function observeRequests(app: FastifyInstance, metrics: Metrics, idleMemory: Idl
       metrics.requests.inc({ route, method: req.method, status: String(status) });
       metrics.requestDuration.observe({ route, method: req.method }, seconds);
       const completed = reply.raw.writableFinished;
-      req.log.info(
-        { method: req.method, route, url: redactQuery(req.url), status, durationMs: Math.round(seconds * 1e6) / 1e3, completed },
-        "request",
-      );
+      req.log.info({ method: req.method, route, url: redactQuery(req.url), status, durationMs: Math.round(seconds * 1e6) / 1e3, completed }, "request");
     });
   });
 }

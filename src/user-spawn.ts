@@ -132,7 +132,12 @@ export interface LaunchOptions {
   readonly env?: Readonly<Record<string, string>>;
 }
 
-export function launchAs(user: User, cmd: string, args: readonly string[], options: LaunchOptions & { readonly env: Readonly<Record<string, string>> }): SealedLaunch;
+export function launchAs(
+  user: User,
+  cmd: string,
+  args: readonly string[],
+  options: LaunchOptions & { readonly env: Readonly<Record<string, string>> },
+): SealedLaunch;
 export function launchAs(user: User, cmd: string, args: readonly string[], options: LaunchOptions): Launch;
 export function launchAs(user: User, cmd: string, args: readonly string[], options: LaunchOptions): Launch {
   const launcher = perl();

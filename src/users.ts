@@ -42,7 +42,10 @@ function readLines(path: string): string[][] {
   } catch {
     return [];
   }
-  return text.split("\n").filter((line) => line !== "" && !line.startsWith("#")).map((line) => line.split(":"));
+  return text
+    .split("\n")
+    .filter((line) => line !== "" && !line.startsWith("#"))
+    .map((line) => line.split(":"));
 }
 
 function load(): Tables {

@@ -112,7 +112,15 @@ async function openTarget(): Promise<Target> {
     return { liveBytes: heap.liveBytes, rssBytes: await rssOf(agent.pid) };
   };
   const port = Number(new URL(agent.url).port);
-  return { url: agent.url, token, scratch, agent, rss: () => rssOf(agent.pid), fds: () => countFds(agent.pid), own: { collected, tcpStates: () => tcpStates(port), diagDir } };
+  return {
+    url: agent.url,
+    token,
+    scratch,
+    agent,
+    rss: () => rssOf(agent.pid),
+    fds: () => countFds(agent.pid),
+    own: { collected, tcpStates: () => tcpStates(port), diagDir },
+  };
 }
 
 interface Finding {
@@ -220,7 +228,10 @@ async function main(): Promise<number> {
     if (finding.spec) console.error(`  request: ${describeSpec(finding.spec)}`);
     if (finding.outcome) console.error(`  answer: ${describeOutcome(finding.outcome)}`);
   }
-  const families = [...byFamily.entries()].sort().map(([f, n]) => `${f} ${n}`).join(", ");
+  const families = [...byFamily.entries()]
+    .sort()
+    .map(([f, n]) => `${f} ${n}`)
+    .join(", ");
   console.error(`fuzz: by family: ${families}`);
   console.log(
     `fuzz: ${sent} requests in ${ranSeconds} s (seed ${seed}), ${findings.length} faults, ${memory}, fds ${startFds} -> ${endFds}, held processes ${held?.processes ?? "?"}, watchers ${held?.watchers ?? "?"}, contexts ${held?.contexts ?? "?"}, agent ${crashed ? "CRASHED" : "alive"}`,

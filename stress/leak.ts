@@ -153,7 +153,9 @@ async function main(): Promise<number> {
     await runCycles(0, warmup, envWith(clients), state, async () => {});
     clients.close();
     const before = await restAfter("after-warm-up", Date.now(), await settleBaseline(target));
-    log(`after warm-up (${((Date.now() - started) / 1000).toFixed(0)} s, at rest): ${restText(before)}, descendants ${before.snapshot.descendants.size}, ${GAUGES.map((name) => `${name} ${before.snapshot.gauges[name]}`).join(", ")}`);
+    log(
+      `after warm-up (${((Date.now() - started) / 1000).toFixed(0)} s, at rest): ${restText(before)}, descendants ${before.snapshot.descendants.size}, ${GAUGES.map((name) => `${name} ${before.snapshot.gauges[name]}`).join(", ")}`,
+    );
 
     clients = openClients(agent.url);
     const measured = cycles - warmup;

@@ -120,7 +120,10 @@ async function soak(target: Target, tally: Tally): Promise<{ before: AgentResour
   );
   await sampler.begin();
 
-  const clients = Array.from({ length: clientCount }, (_, i) => new SoakClient({ url: target.url, token: target.token, scratch: target.scratch, name: `client-${i}`, tally }));
+  const clients = Array.from(
+    { length: clientCount },
+    (_, i) => new SoakClient({ url: target.url, token: target.token, scratch: target.scratch, name: `client-${i}`, tally }),
+  );
   try {
     await Promise.all(clients.map(async (client) => (await client.open()) && client.loop(running)));
   } finally {

@@ -33,7 +33,12 @@ async function snapshot(dir: string): Promise<string> {
   const lines = await Promise.all(
     names.map(async (name) => {
       const st = await lstat(join(dir, name));
-      const content = st.isFile() ? createHash("sha256").update(await readFile(join(dir, name))).digest("hex").slice(0, 16) : "-";
+      const content = st.isFile()
+        ? createHash("sha256")
+            .update(await readFile(join(dir, name)))
+            .digest("hex")
+            .slice(0, 16)
+        : "-";
       return `${name} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${content}`;
     }),
   );
@@ -83,7 +88,9 @@ done`;
     prepare,
     check: async () => {
       const now = await snapshot(canary);
-      return now === expected ? undefined : `the canary tree changed through a planted symlink:\n  was: ${expected.replace(/\n/g, "\n       ")}\n  now: ${now.replace(/\n/g, "\n       ")}`;
+      return now === expected
+        ? undefined
+        : `the canary tree changed through a planted symlink:\n  was: ${expected.replace(/\n/g, "\n       ")}\n  now: ${now.replace(/\n/g, "\n       ")}`;
     },
     stop: async () => {
       attacker.kill("SIGKILL");

@@ -67,7 +67,10 @@ async function directKernel(cwd: string): Promise<DirectKernel> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     const ok = await Promise.race([
-      session.complete("shell", "kernel_info_request", {}).then(() => true, () => false),
+      session.complete("shell", "kernel_info_request", {}).then(
+        () => true,
+        () => false,
+      ),
       new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1000)),
     ]);
     if (ok) break;

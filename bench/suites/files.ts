@@ -33,8 +33,18 @@ function download(ctx: BenchContext, path: string, dest: string, user = "root"):
 /** The SDK's shape: the file part (its filename the target path), then the path field. */
 function upload(ctx: BenchContext, source: string, target: string, user = "root"): Promise<number> {
   return timeCommand("curl", [
-    "-sSf", "-o", "/dev/null", "-H", `x-access-token: ${ctx.token}`, "-H", `x-user: ${user}`,
-    "-F", `file=@${source};filename=${target}`, "-F", `path=${target}`, `${ctx.url}/upload`,
+    "-sSf",
+    "-o",
+    "/dev/null",
+    "-H",
+    `x-access-token: ${ctx.token}`,
+    "-H",
+    `x-user: ${user}`,
+    "-F",
+    `file=@${source};filename=${target}`,
+    "-F",
+    `path=${target}`,
+    `${ctx.url}/upload`,
   ]);
 }
 
@@ -209,20 +219,32 @@ async function listDirRows(ctx: BenchContext): Promise<Row[]> {
   const headers = { "x-access-token": ctx.token };
   const runs = ctx.quick ? 3 : 10;
   const { result: agentSamples, peakMiB } = await ctx.rss.during(() =>
-    sample(runs, async () => {
-      const res = await fs.listDir({ path: dir, depth: 1 }, { headers });
-      if (res.entries.length !== entries) throw new Error(`ListDir returned ${res.entries.length} entries`);
-    }, 1),
+    sample(
+      runs,
+      async () => {
+        const res = await fs.listDir({ path: dir, depth: 1 }, { headers });
+        if (res.entries.length !== entries) throw new Error(`ListDir returned ${res.entries.length} entries`);
+      },
+      1,
+    ),
   );
-  const baseSamples = await sample(runs, async () => {
-    const names = await readdir(dir);
-    await Promise.all(names.map((name) => lstat(join(dir, name))));
-  }, 1);
+  const baseSamples = await sample(
+    runs,
+    async () => {
+      const names = await readdir(dir);
+      await Promise.all(names.map((name) => lstat(join(dir, name))));
+    },
+    1,
+  );
   const asUser = { "x-access-token": ctx.token, "x-user": UNPRIVILEGED };
-  const userSamples = await sample(runs, async () => {
-    const res = await fs.listDir({ path: dir, depth: 1 }, { headers: asUser });
-    if (res.entries.length !== entries) throw new Error(`ListDir as ${UNPRIVILEGED} returned ${res.entries.length} entries`);
-  }, 1);
+  const userSamples = await sample(
+    runs,
+    async () => {
+      const res = await fs.listDir({ path: dir, depth: 1 }, { headers: asUser });
+      if (res.entries.length !== entries) throw new Error(`ListDir as ${UNPRIVILEGED} returned ${res.entries.length} entries`);
+    },
+    1,
+  );
   await rm(dir, { recursive: true });
   return [
     row("ListDir 10,000 entries p50 (vs readdir+lstat in-process)", "ms", percentile(agentSamples, 50), percentile(baseSamples, 50), peakMiB),

@@ -15,7 +15,10 @@ const TARGET_FACTOR = 1.5;
 async function stream(ctx: BenchContext, bytes: number): Promise<void> {
   const c = createClient(Process, createConnectTransport({ baseUrl: ctx.url, httpVersion: "2", useBinaryFormat: true }));
   let got = 0;
-  for await (const res of c.start({ process: { cmd: "head", args: ["-c", String(bytes), "/dev/zero"], envs: {} } }, { headers: { "x-access-token": ctx.token } })) {
+  for await (const res of c.start(
+    { process: { cmd: "head", args: ["-c", String(bytes), "/dev/zero"], envs: {} } },
+    { headers: { "x-access-token": ctx.token } },
+  )) {
     const ev = res.event?.event;
     if (ev?.case === "data") got += ev.value.output.value?.length ?? 0;
   }

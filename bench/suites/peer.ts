@@ -46,19 +46,40 @@ async function jupyterServerSamples(ctx: BenchContext, count: number): Promise<n
   const port = await freePort();
   const server = spawn(
     JUPYTER_PYTHON,
-    ["-m", "jupyter_server", `--ServerApp.token=${token}`, "--ServerApp.ip=127.0.0.1", `--ServerApp.port=${port}`, "--ServerApp.port_retries=0", "--ServerApp.open_browser=False", `--ServerApp.root_dir=${ctx.workDir}`, "--allow-root"],
+    [
+      "-m",
+      "jupyter_server",
+      `--ServerApp.token=${token}`,
+      "--ServerApp.ip=127.0.0.1",
+      `--ServerApp.port=${port}`,
+      "--ServerApp.port_retries=0",
+      "--ServerApp.open_browser=False",
+      `--ServerApp.root_dir=${ctx.workDir}`,
+      "--allow-root",
+    ],
     { stdio: "ignore" },
   );
   const url = `http://127.0.0.1:${port}`;
   const auth = { authorization: `token ${token}` };
   try {
     const deadline = Date.now() + 60_000;
-    while (!(await fetch(`${url}/api/status`, { headers: auth }).then((r) => r.ok, () => false))) {
+    while (
+      !(await fetch(`${url}/api/status`, { headers: auth }).then(
+        (r) => r.ok,
+        () => false,
+      ))
+    ) {
       if (Date.now() > deadline || server.exitCode !== null) throw new Error("Jupyter Server did not start (apt-get install python3-jupyter-server)");
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
-    const kernel = (await (await fetch(`${url}/api/kernels`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ name: "python3" }) })).json()) as { id: string };
-    const client = spawn(process.execPath, ["--experimental-websocket", "--no-warnings", "--import", "tsx", "bench/peers/jupyter-ws.ts", url, token, kernel.id, String(count)], { stdio: ["ignore", "pipe", "inherit"] });
+    const kernel = (await (
+      await fetch(`${url}/api/kernels`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ name: "python3" }) })
+    ).json()) as { id: string };
+    const client = spawn(
+      process.execPath,
+      ["--experimental-websocket", "--no-warnings", "--import", "tsx", "bench/peers/jupyter-ws.ts", url, token, kernel.id, String(count)],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
     let out = "";
     client.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
     const code = await new Promise<number | null>((resolve) => client.once("exit", resolve));

@@ -53,7 +53,10 @@ async function latencyRows(ctx: BenchContext): Promise<Row[]> {
   const count = ctx.quick ? 50 : 300;
   const raw = await sample(count, () => spawnAndWait("/bin/true", []));
   const rows: Row[] = [];
-  for (const [label, version] of [["h2c", "2"], ["HTTP/1.1", "1.1"]] as const) {
+  for (const [label, version] of [
+    ["h2c", "2"],
+    ["HTTP/1.1", "1.1"],
+  ] as const) {
     const c = processClient(ctx, version);
     const { result: rpc, peakMiB } = await ctx.rss.during(() => sample(count, () => runThrough(c, ctx, command("/bin/true", []))));
     rows.push(row(`Start→end of /bin/true p50 over ${label} (vs raw spawn)`, "ms", percentile(rpc, 50), percentile(raw, 50), peakMiB));
@@ -76,9 +79,19 @@ async function streamThroughCurl(ctx: BenchContext, httpVersion: "1.1" | "2", re
   const requestFile = join(ctx.workDir, "start-request.bin");
   await writeFile(requestFile, envelope);
   const received = await spawnAndWait("curl", [
-    "-sSf", "-o", "/dev/null", "-w", "%{size_download}", httpVersion === "2" ? "--http2-prior-knowledge" : "--http1.1",
-    "-H", `x-access-token: ${ctx.token}`, "-H", "content-type: application/connect+proto",
-    "--data-binary", `@${requestFile}`, `${ctx.url}/sandboxagent.Process/Start`,
+    "-sSf",
+    "-o",
+    "/dev/null",
+    "-w",
+    "%{size_download}",
+    httpVersion === "2" ? "--http2-prior-knowledge" : "--http1.1",
+    "-H",
+    `x-access-token: ${ctx.token}`,
+    "-H",
+    "content-type: application/connect+proto",
+    "--data-binary",
+    `@${requestFile}`,
+    `${ctx.url}/sandboxagent.Process/Start`,
   ]);
   return Number(received);
 }
@@ -97,7 +110,10 @@ async function throughputRows(ctx: BenchContext): Promise<Row[]> {
   };
   await piped(); // warm up
   const baseline = await piped();
-  for (const [transport, version] of [["h2c", "2"], ["HTTP/1.1", "1.1"]] as const) {
+  for (const [transport, version] of [
+    ["h2c", "2"],
+    ["HTTP/1.1", "1.1"],
+  ] as const) {
     const c = processClient(ctx, version);
     let streamed = 0;
     const { result: ms, peakMiB } = await ctx.rss.during(() =>
@@ -106,7 +122,9 @@ async function throughputRows(ctx: BenchContext): Promise<Row[]> {
       }),
     );
     if (streamed !== size) throw new Error(`streamed ${streamed} of ${size} bytes`);
-    rows.push(row(`head -c ${label} /dev/zero through Start over ${transport}, connect-node client (vs | wc -c)`, "MiB/s", size / MiB / (ms / 1000), baseline, peakMiB));
+    rows.push(
+      row(`head -c ${label} /dev/zero through Start over ${transport}, connect-node client (vs | wc -c)`, "MiB/s", size / MiB / (ms / 1000), baseline, peakMiB),
+    );
     let curled = 0;
     const byCurl = await ctx.rss.during(() =>
       timeMs(async () => {
@@ -114,7 +132,15 @@ async function throughputRows(ctx: BenchContext): Promise<Row[]> {
       }),
     );
     if (curled < size) throw new Error(`curl received ${curled} bytes for ${size} bytes of output`);
-    rows.push(row(`head -c ${label} /dev/zero through Start over ${transport}, curl client (vs | wc -c)`, "MiB/s", size / MiB / (byCurl.result / 1000), baseline, byCurl.peakMiB));
+    rows.push(
+      row(
+        `head -c ${label} /dev/zero through Start over ${transport}, curl client (vs | wc -c)`,
+        "MiB/s",
+        size / MiB / (byCurl.result / 1000),
+        baseline,
+        byCurl.peakMiB,
+      ),
+    );
   }
   return rows;
 }
@@ -155,7 +181,9 @@ async function slowSubscriberRows(ctx: BenchContext): Promise<Row[]> {
     const first = await events.next();
     const pid = first.value?.event?.event.case === "start" ? first.value.event.event.value.pid : 0;
     // Its own HTTP/2 connection, so that its stalled stream cannot hold anyone else's window.
-    const slow = processClient(ctx, "2").connect({ process: { selector: { case: "tag", value: tag } } }, { headers })[Symbol.asyncIterator]();
+    const slow = processClient(ctx, "2")
+      .connect({ process: { selector: { case: "tag", value: tag } } }, { headers })
+      [Symbol.asyncIterator]();
     await slow.next();
     await c.sendInput({ process: { selector: { case: "pid", value: pid } }, input: { input: { case: "stdin", value: Buffer.from("\n") } } }, { headers });
     let bytes = 0;

@@ -163,8 +163,15 @@ const MALFORMED_GRPC_TIMEOUTS = ["-1S", "1", "123456789S", "1X", "", "1.5S", "S"
  */
 function deadlineHeaders(mayStayOpen: boolean, protocol: Protocol): fc.Arbitrary<Header[]> {
   const connectValue = fc.oneof({ weight: 6, arbitrary: shortMs.map(String) }, { weight: 1, arbitrary: fc.constantFrom("0", ...MALFORMED_CONNECT_TIMEOUTS) });
-  const grpcValue = fc.oneof({ weight: 6, arbitrary: shortMs.map((ms) => `${ms}m`) }, { weight: 1, arbitrary: fc.constantFrom("0m", "0n", ...MALFORMED_GRPC_TIMEOUTS) });
-  if (mayStayOpen) return fc.tuple(connectValue, grpcValue).map(([c, g]) => [["connect-timeout-ms", c], ["grpc-timeout", g]]);
+  const grpcValue = fc.oneof(
+    { weight: 6, arbitrary: shortMs.map((ms) => `${ms}m`) },
+    { weight: 1, arbitrary: fc.constantFrom("0m", "0n", ...MALFORMED_GRPC_TIMEOUTS) },
+  );
+  if (mayStayOpen)
+    return fc.tuple(connectValue, grpcValue).map(([c, g]) => [
+      ["connect-timeout-ms", c],
+      ["grpc-timeout", g],
+    ]);
   const name = protocol === "connect" ? "connect-timeout-ms" : "grpc-timeout";
   const values =
     protocol === "connect"
@@ -190,9 +197,22 @@ const without = (headers: readonly Header[], name: string): Header[] => headers.
 const replacing = (headers: readonly Header[], name: string, value: string): Header[] => [...without(headers, name), [name, value]];
 
 const WRONG_CONTENT_TYPES = [
-  "", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/JSON", "application/proto; charset=utf-8",
-  "application/json; charset=utf-16", "application/connect+proto;x=y", "application/grpc-web-text", "application/grpc+xml", "application/connect+json",
-  "application/proto", "application/json", "application/grpc", "application/grpc-web+proto", "*/*",
+  "",
+  "text/plain",
+  "application/x-www-form-urlencoded",
+  "multipart/form-data; boundary=x",
+  "application/JSON",
+  "application/proto; charset=utf-8",
+  "application/json; charset=utf-16",
+  "application/connect+proto;x=y",
+  "application/grpc-web-text",
+  "application/grpc+xml",
+  "application/connect+json",
+  "application/proto",
+  "application/json",
+  "application/grpc",
+  "application/grpc-web+proto",
+  "*/*",
 ];
 
 /** Ways to spoil headers that keep the deadline rules of a call that may stay open. */
@@ -205,10 +225,17 @@ function spoiledHeaders(headers: readonly Header[], mayStayOpen: boolean): fc.Ar
     fc.constant(without(headers, "content-type")),
     fc.constantFrom(...WRONG_CONTENT_TYPES).map((v) => replacing(headers, "content-type", v)),
     malformedDeadline,
-    fc.tuple(fc.constantFrom("content-encoding", "connect-content-encoding", "grpc-encoding"), fc.constantFrom("gzip", "br", "zstd", "deflate", "identity", "gzip, br", "x", "")).map(([n, v]) => replacing(headers, n, v)),
+    fc
+      .tuple(
+        fc.constantFrom("content-encoding", "connect-content-encoding", "grpc-encoding"),
+        fc.constantFrom("gzip", "br", "zstd", "deflate", "identity", "gzip, br", "x", ""),
+      )
+      .map(([n, v]) => replacing(headers, n, v)),
     fc.constantFrom("2", "", "1.0", "v1").map((v) => replacing(headers, "connect-protocol-version", v)),
     fc.constant(without(headers, "connect-protocol-version")),
-    fc.tuple(fc.constantFrom("connect-accept-encoding", "grpc-accept-encoding", "accept-encoding"), fc.constantFrom("gzip", "br", "zstd", "*", "")).map(([n, v]) => replacing(headers, n, v)),
+    fc
+      .tuple(fc.constantFrom("connect-accept-encoding", "grpc-accept-encoding", "accept-encoding"), fc.constantFrom("gzip", "br", "zstd", "*", ""))
+      .map(([n, v]) => replacing(headers, n, v)),
     fc.constantFrom("0", "-1", "1e308", "abc", "0.001", "1", "NaN").map((v) => replacing(headers, "keepalive-ping-interval", v)),
     fc.constant(without(headers, "te")),
     fc.string({ maxLength: 40 }).map((v) => replacing(headers, "user-agent", v.replace(/[\r\n]/g, ""))),
@@ -228,7 +255,8 @@ function requestFor(ctx: FuzzContext, family: ConnectFamily, method: DescMethod)
   const overrides = hasRule(method) ? requestOverrides(ctx) : unknownRpcOverrides(ctx);
   const message = messageOf(method.input, overrides);
   const messages = method.methodKind === "client_streaming" ? fc.array(message, { minLength: 1, maxLength: 4 }) : message.map((m) => [m]);
-  const codec: fc.Arbitrary<Codec> = family === "connect-json" ? fc.constant("json") : family === "connect-binary" ? fc.constant("proto") : fc.constantFrom("json", "proto");
+  const codec: fc.Arbitrary<Codec> =
+    family === "connect-json" ? fc.constant("json") : family === "connect-binary" ? fc.constant("proto") : fc.constantFrom("json", "proto");
   const mayStayOpen = ruleFor(method).staysOpen !== undefined;
   const path = `/${method.parent.typeName}/${method.name}`;
 
@@ -245,15 +273,17 @@ function requestFor(ctx: FuzzContext, family: ConnectFamily, method: DescMethod)
     .chain(([shape, body, deadlines]) => {
       const headers = [...baseHeaders(ctx, shape), ...deadlines, ...body.encodingHeaders];
       const finalHeaders = fc.oneof({ weight: 3, arbitrary: fc.constant(headers) }, { weight: 1, arbitrary: spoiledHeaders(headers, mayStayOpen) });
-      return finalHeaders.map((h): RequestSpec => ({
-        family,
-        transport: shape.transport,
-        method: shape.get ? "GET" : "POST",
-        target: body.target,
-        headers: h,
-        body: shape.get ? [] : [body.body],
-        ...(body.cutAfter === undefined ? {} : { cutAfter: body.cutAfter }),
-      }));
+      return finalHeaders.map(
+        (h): RequestSpec => ({
+          family,
+          transport: shape.transport,
+          method: shape.get ? "GET" : "POST",
+          target: body.target,
+          headers: h,
+          body: shape.get ? [] : [body.body],
+          ...(body.cutAfter === undefined ? {} : { cutAfter: body.cutAfter }),
+        }),
+      );
     })
     .map((spec) => defusedIfUnsafe(spec, method, ctx));
 }
@@ -264,7 +294,14 @@ function requestFor(ctx: FuzzContext, family: ConnectFamily, method: DescMethod)
  */
 function defusedIfUnsafe(spec: RequestSpec, method: DescMethod, ctx: FuzzContext): RequestSpec {
   if (unsafeRequest(spec, method, ctx) === undefined) return spec;
-  const defused: RequestSpec = { family: spec.family, transport: spec.transport, method: "POST", target: spec.target.split("?")[0]!, headers: spec.headers, body: [Uint8Array.of(0)] };
+  const defused: RequestSpec = {
+    family: spec.family,
+    transport: spec.transport,
+    method: "POST",
+    target: spec.target.split("?")[0]!,
+    headers: spec.headers,
+    body: [Uint8Array.of(0)],
+  };
   const still = unsafeRequest(defused, method, ctx);
   if (still !== undefined) throw new Error(`defused request to ${spec.target} is still unsafe: ${still}`);
   return defused;

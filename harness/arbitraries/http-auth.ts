@@ -11,10 +11,20 @@ import fc from "fast-check";
 import type { RequestSpec } from "../request.js";
 import type { FuzzContext } from "./context.js";
 import {
-  accessHeaders, BOUNDARY, encodedScratch, FIXTURES, formContentType, forTransport, queryValue, signUrl, simpleForm,
-  smallContent, transports, UNAUTHORISED, type Header,
+  accessHeaders,
+  BOUNDARY,
+  encodedScratch,
+  FIXTURES,
+  formContentType,
+  forTransport,
+  queryValue,
+  signUrl,
+  simpleForm,
+  smallContent,
+  transports,
+  UNAUTHORISED,
+  type Header,
 } from "./http-common.js";
-
 
 const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 
@@ -37,8 +47,9 @@ function signedTargets(ctx: FuzzContext): fc.Arbitrary<SignedTarget> {
       spec: (query) => ({ method: "GET", target: `/download/${encodedScratch(ctx)}/${name}?${query}`, headers: [] }),
     }),
   );
-  const upload = fc.tuple(fc.constantFrom<string | undefined>(`${FIXTURES.uploads}/signed.bin`, FIXTURES.uploads, undefined), smallContent).map(
-    ([rest, content]): SignedTarget => {
+  const upload = fc
+    .tuple(fc.constantFrom<string | undefined>(`${FIXTURES.uploads}/signed.bin`, FIXTURES.uploads, undefined), smallContent)
+    .map(([rest, content]): SignedTarget => {
       const path = rest === undefined ? undefined : `${ctx.scratch}/${rest}`;
       // With no query path the file name is the target: a safe absolute one.
       const body = simpleForm(BOUNDARY, `${ctx.scratch}/${FIXTURES.uploads}/by-name.bin`, content);
@@ -52,8 +63,7 @@ function signedTargets(ctx: FuzzContext): fc.Arbitrary<SignedTarget> {
           body: [body],
         }),
       };
-    },
-  );
+    });
   return fc.oneof(download, upload);
 }
 
@@ -66,14 +76,44 @@ const expirations = (now: number): fc.Arbitrary<string | undefined> =>
     // At least a day ahead: a slow run must not see them expire.
     { arbitrary: fc.integer({ min: 86_400, max: 10 ** 8 }).map((d) => String(now + d)), weight: 3 },
     { arbitrary: fc.integer({ min: 1, max: 10 ** 6 }).map((d) => String(now - d)), weight: 1 },
-    { arbitrary: fc.constantFrom("-1", "NaN", "", "1e10", "18446744073709551616", "0", "9".repeat(13), "999999999999", " 1", "0x7fffffff", "Infinity"), weight: 2 },
+    {
+      arbitrary: fc.constantFrom("-1", "NaN", "", "1e10", "18446744073709551616", "0", "9".repeat(13), "999999999999", " 1", "0x7fffffff", "Infinity"),
+      weight: 2,
+    },
   );
 
-type Mutation = "none" | "flip" | "truncate" | "no-prefix" | "hex" | "empty" | "huge" | "other-op" | "other-path" | "other-user" | "other-expiration" | "plus-raw";
+type Mutation =
+  | "none"
+  | "flip"
+  | "truncate"
+  | "no-prefix"
+  | "hex"
+  | "empty"
+  | "huge"
+  | "other-op"
+  | "other-path"
+  | "other-user"
+  | "other-expiration"
+  | "plus-raw";
 
 const mutations = fc.oneof(
   { arbitrary: fc.constant<Mutation>("none"), weight: 4 },
-  { arbitrary: fc.constantFrom<Mutation>("flip", "truncate", "no-prefix", "hex", "empty", "huge", "other-op", "other-path", "other-user", "other-expiration", "plus-raw"), weight: 5 },
+  {
+    arbitrary: fc.constantFrom<Mutation>(
+      "flip",
+      "truncate",
+      "no-prefix",
+      "hex",
+      "empty",
+      "huge",
+      "other-op",
+      "other-path",
+      "other-user",
+      "other-expiration",
+      "plus-raw",
+    ),
+    weight: 5,
+  },
 );
 
 function flipChar(text: string, at: number): string {
@@ -84,17 +124,29 @@ function flipChar(text: string, at: number): string {
 
 function mutate(mutation: Mutation, sig: () => string, other: (change: "op" | "path" | "user" | "expiration") => string, at: number): string {
   switch (mutation) {
-    case "none": case "plus-raw": return sig();
-    case "flip": return flipChar(sig(), at);
-    case "truncate": return sig().slice(0, -1 - (at % 5));
-    case "no-prefix": return sig().slice(3);
-    case "hex": return `v1_${"0123456789abcdef".repeat(4)}`;
-    case "empty": return "";
-    case "huge": return `v1_${"A".repeat(20_000)}`;
-    case "other-op": return other("op");
-    case "other-path": return other("path");
-    case "other-user": return other("user");
-    case "other-expiration": return other("expiration");
+    case "none":
+    case "plus-raw":
+      return sig();
+    case "flip":
+      return flipChar(sig(), at);
+    case "truncate":
+      return sig().slice(0, -1 - (at % 5));
+    case "no-prefix":
+      return sig().slice(3);
+    case "hex":
+      return `v1_${"0123456789abcdef".repeat(4)}`;
+    case "empty":
+      return "";
+    case "huge":
+      return `v1_${"A".repeat(20_000)}`;
+    case "other-op":
+      return other("op");
+    case "other-path":
+      return other("path");
+    case "other-user":
+      return other("user");
+    case "other-expiration":
+      return other("expiration");
   }
 }
 
@@ -156,9 +208,18 @@ function tokenHeaders(ctx: FuzzContext): fc.Arbitrary<Header[]> {
       arbitrary: fc.constantFrom<Header[]>(
         [["x-access-token", ""]],
         [["x-access-token", "t".repeat(20_000)]],
-        [["x-access-token", ctx.token], ["x-access-token", "garbage"]],
-        [["x-access-token", "garbage"], ["x-access-token", ctx.token]],
-        [["x-access-token", ctx.token], ["x-access-token", ctx.token]],
+        [
+          ["x-access-token", ctx.token],
+          ["x-access-token", "garbage"],
+        ],
+        [
+          ["x-access-token", "garbage"],
+          ["x-access-token", ctx.token],
+        ],
+        [
+          ["x-access-token", ctx.token],
+          ["x-access-token", ctx.token],
+        ],
         [["x-access-token", `${ctx.token}\u00e9`]],
         [["x-access-token", `\u00a0${ctx.token}`]],
         [["x-access-token", ` ${ctx.token}\t`]], // surrounding spaces and tabs are not part of a value
@@ -174,9 +235,29 @@ const authorization = fc.oneof(
   { arbitrary: fc.constant<string | undefined>(undefined), weight: 3 },
   {
     arbitrary: fc.constantFrom(
-      "Bearer root", "Bearer ", "Bearer", "bearer root", "Bearer \u00fcser", "Bearer nobody", `Bearer ${"u".repeat(9000)}`, "Bearer root, Bearer other",
-      `Basic ${b64("root:")}`, `Basic ${b64("root:password")}`, "Basic !!!", `Basic ${b64("nocolon")}`, `Basic ${b64(":")}`, `Basic ${b64(":root")}`,
-      `Basic ${b64(`${"x".repeat(6000)}:`)}`, "Basic", "Basic ", "basic cm9vdDo=", "Basic cm9vdDo", "Basic ====", "Digest username=root", "  ", "\t",
+      "Bearer root",
+      "Bearer ",
+      "Bearer",
+      "bearer root",
+      "Bearer \u00fcser",
+      "Bearer nobody",
+      `Bearer ${"u".repeat(9000)}`,
+      "Bearer root, Bearer other",
+      `Basic ${b64("root:")}`,
+      `Basic ${b64("root:password")}`,
+      "Basic !!!",
+      `Basic ${b64("nocolon")}`,
+      `Basic ${b64(":")}`,
+      `Basic ${b64(":root")}`,
+      `Basic ${b64(`${"x".repeat(6000)}:`)}`,
+      "Basic",
+      "Basic ",
+      "basic cm9vdDo=",
+      "Basic cm9vdDo",
+      "Basic ====",
+      "Digest username=root",
+      "  ",
+      "\t",
     ),
     weight: 4,
   },
@@ -208,14 +289,24 @@ function authTargets(ctx: FuzzContext): fc.Arbitrary<AuthTarget> {
       { method: "GET", target: "/metrics", headers: [] },
       { method: "GET", target: "/no/such/route", headers: [] },
       { method: "GET", target: "/health", headers: [], public: true },
-      { method: "POST", target: "/sandboxagent.Filesystem/Stat", headers: [["content-type", "application/json"], ["connect-protocol-version", "1"]], body: [statBody] },
+      {
+        method: "POST",
+        target: "/sandboxagent.Filesystem/Stat",
+        headers: [
+          ["content-type", "application/json"],
+          ["connect-protocol-version", "1"],
+        ],
+        body: [statBody],
+      },
     ),
-    smallContent.map((content): AuthTarget => ({
-      method: "POST",
-      target: `/upload?path=${queryValue(`${ctx.scratch}/${FIXTURES.uploads}/auth.bin`)}`,
-      headers: [["content-type", formContentType]],
-      body: [simpleForm(BOUNDARY, "auth.bin", content)],
-    })),
+    smallContent.map(
+      (content): AuthTarget => ({
+        method: "POST",
+        target: `/upload?path=${queryValue(`${ctx.scratch}/${FIXTURES.uploads}/auth.bin`)}`,
+        headers: [["content-type", formContentType]],
+        body: [simpleForm(BOUNDARY, "auth.bin", content)],
+      }),
+    ),
   );
 }
 

@@ -86,7 +86,13 @@ export function accessHeaders(ctx: FuzzContext): fc.Arbitrary<Header[]> {
   );
   return fc.oneof(
     { arbitrary: fc.constant<Header[]>([["x-access-token", ctx.token]]), weight: 5 },
-    { arbitrary: fc.constant<Header[]>([["x-access-token", ctx.token], ["authorization", "Bearer root"]]), weight: 2 },
+    {
+      arbitrary: fc.constant<Header[]>([
+        ["x-access-token", ctx.token],
+        ["authorization", "Bearer root"],
+      ]),
+      weight: 2,
+    },
     { arbitrary: fc.constant<Header[]>([]), weight: 1 },
     { arbitrary: wrong.map((value): Header[] => [["x-access-token", value]]), weight: 1 },
   );
@@ -98,8 +104,7 @@ export function accessHeaders(ctx: FuzzContext): fc.Arbitrary<Header[]> {
 export const encodeSegment = (text: string): string => encodeURIComponent(text);
 
 /** The scratch directory as URL path segments (no leading slash). */
-export const encodedScratch = (ctx: FuzzContext): string =>
-  ctx.scratch.replace(/^\/+/, "").split("/").map(encodeSegment).join("/");
+export const encodedScratch = (ctx: FuzzContext): string => ctx.scratch.replace(/^\/+/, "").split("/").map(encodeSegment).join("/");
 
 const fixtureNames = fc.constantFrom("data.bin", "empty.txt", "dir", "sub", "loop", "a", "b", "up", "new", "x.txt", "dir/sub");
 
@@ -143,8 +148,7 @@ function decodeLenient(text: string): string {
 }
 
 /** Decodes only %XX below 0x80: what a parser that decodes byte by byte makes of dots and slashes. */
-const decodeAscii = (text: string): string =>
-  text.replace(/%([0-7][0-9a-fA-F])/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+const decodeAscii = (text: string): string => text.replace(/%([0-7][0-9a-fA-F])/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 
 function inside(scratch: string, path: string): boolean {
   if (!path.startsWith("/") || path.includes("\\")) return false;
@@ -188,7 +192,10 @@ export function simpleForm(boundary: string, fileName: string, content: Uint8Arr
     parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`, "utf8"));
   }
   parts.push(
-    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${fileName}"\r\nContent-Type: application/octet-stream\r\n\r\n`, "utf8"),
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${fileName}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+      "utf8",
+    ),
     Buffer.from(content),
     Buffer.from(`\r\n--${boundary}--\r\n`),
   );

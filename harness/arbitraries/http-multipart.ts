@@ -27,7 +27,7 @@ interface Part {
   readonly content: Uint8Array;
 }
 
-const BOUNDARIES = ["b", "----WebKitFormBoundary7MA4YWxkTrZu0gW", "x".repeat(70), "y".repeat(71), "z".repeat(2000), "with space", "quo\"te", "--", "é"];
+const BOUNDARIES = ["b", "----WebKitFormBoundary7MA4YWxkTrZu0gW", "x".repeat(70), "y".repeat(71), "z".repeat(2000), "with space", 'quo"te', "--", "é"];
 
 /** Names a file part may carry when a safe directory is already named: base names only. */
 const relativeFileName = fc.constantFrom("f.bin", "a.txt", "ü.txt", "dir", "..", ".", "", "x y", "n".repeat(300), "%2e%2e", "a%00b", "a\u0000b");
@@ -104,18 +104,30 @@ function formBody(parts: readonly Part[], boundary: string, ending: Ending, prea
 
 function contentTypeFor(kind: string, boundary: string): string | undefined {
   switch (kind) {
-    case "right": return `multipart/form-data; boundary=${boundary}`;
-    case "quoted": return `multipart/form-data; boundary="${boundary}"`;
-    case "upper": return `MULTIPART/FORM-DATA; BOUNDARY=${boundary}`;
-    case "no-boundary": return "multipart/form-data";
-    case "empty-boundary": return "multipart/form-data; boundary=";
-    case "other-boundary": return `multipart/form-data; boundary=${boundary}x`;
-    case "mixed": return `multipart/mixed; boundary=${boundary}`;
-    case "text": return "text/plain";
-    case "json": return "application/json";
-    case "urlencoded": return "application/x-www-form-urlencoded";
-    case "absent": return undefined;
-    default: return `multipart/form-data; boundary=${boundary}; boundary=other`;
+    case "right":
+      return `multipart/form-data; boundary=${boundary}`;
+    case "quoted":
+      return `multipart/form-data; boundary="${boundary}"`;
+    case "upper":
+      return `MULTIPART/FORM-DATA; BOUNDARY=${boundary}`;
+    case "no-boundary":
+      return "multipart/form-data";
+    case "empty-boundary":
+      return "multipart/form-data; boundary=";
+    case "other-boundary":
+      return `multipart/form-data; boundary=${boundary}x`;
+    case "mixed":
+      return `multipart/mixed; boundary=${boundary}`;
+    case "text":
+      return "text/plain";
+    case "json":
+      return "application/json";
+    case "urlencoded":
+      return "application/x-www-form-urlencoded";
+    case "absent":
+      return undefined;
+    default:
+      return `multipart/form-data; boundary=${boundary}; boundary=other`;
   }
 }
 
@@ -137,24 +149,44 @@ export function multipartRequests(ctx: FuzzContext): fc.Arbitrary<RequestSpec> {
     fc.constantFrom(FIXTURES.uploads, `${FIXTURES.uploads}/`, `${FIXTURES.uploads}/q.bin`, `${FIXTURES.uploads}/new/deep/`, FIXTURES.dir, FIXTURES.file),
     { nil: undefined, freq: 4 },
   );
-  return fc
-    .record({ transport: transports, target, access: accessHeaders(ctx) })
-    .chain(({ transport, target, access }) => {
-      const queryPath = target === undefined ? undefined : `${ctx.scratch}/${target}`;
-      const relativeNamesAllowed = queryPath !== undefined && uploadPathIsSafe(ctx, queryPath);
-      const many = fc.array(part(ctx, relativeNamesAllowed), { minLength: 20, maxLength: 120 });
-      const parts = fc.oneof(
-        { arbitrary: fc.array(fc.oneof({ arbitrary: part(ctx, relativeNamesAllowed), weight: 3 }, { arbitrary: field(ctx), weight: 1 }), { maxLength: 4 }), weight: 8 },
-        { arbitrary: many, weight: 1 },
-      );
-      return fc.record({
+  return fc.record({ transport: transports, target, access: accessHeaders(ctx) }).chain(({ transport, target, access }) => {
+    const queryPath = target === undefined ? undefined : `${ctx.scratch}/${target}`;
+    const relativeNamesAllowed = queryPath !== undefined && uploadPathIsSafe(ctx, queryPath);
+    const many = fc.array(part(ctx, relativeNamesAllowed), { minLength: 20, maxLength: 120 });
+    const parts = fc.oneof(
+      {
+        arbitrary: fc.array(fc.oneof({ arbitrary: part(ctx, relativeNamesAllowed), weight: 3 }, { arbitrary: field(ctx), weight: 1 }), { maxLength: 4 }),
+        weight: 8,
+      },
+      { arbitrary: many, weight: 1 },
+    );
+    return fc
+      .record({
         parts,
         boundary: fc.oneof({ arbitrary: fc.constant("b0undary"), weight: 6 }, { arbitrary: fc.constantFrom(...BOUNDARIES), weight: 2 }),
         contentType: fc.oneof(
           { arbitrary: fc.constant("right"), weight: 8 },
-          { arbitrary: fc.constantFrom("quoted", "upper", "no-boundary", "empty-boundary", "other-boundary", "mixed", "text", "json", "urlencoded", "absent", "twice"), weight: 3 },
+          {
+            arbitrary: fc.constantFrom(
+              "quoted",
+              "upper",
+              "no-boundary",
+              "empty-boundary",
+              "other-boundary",
+              "mixed",
+              "text",
+              "json",
+              "urlencoded",
+              "absent",
+              "twice",
+            ),
+            weight: 3,
+          },
         ),
-        ending: fc.oneof({ arbitrary: fc.constant<Ending>("closed"), weight: 6 }, { arbitrary: fc.constantFrom<Ending>("no-closing", "closing-without-dashes", "epilogue", "nothing"), weight: 2 }),
+        ending: fc.oneof(
+          { arbitrary: fc.constant<Ending>("closed"), weight: 6 },
+          { arbitrary: fc.constantFrom<Ending>("no-closing", "closing-without-dashes", "epilogue", "nothing"), weight: 2 },
+        ),
         preamble: fc.constantFrom("", "", "", "preamble\r\n", "\r\n", "--notboundary\r\n"),
         framing: fc.oneof(
           { arbitrary: fc.constant<Framing>("exact"), weight: 6 },
@@ -162,7 +194,8 @@ export function multipartRequests(ctx: FuzzContext): fc.Arbitrary<RequestSpec> {
         ),
         lie: fc.integer({ min: 1, max: 5000 }),
         cutAt: fc.double({ min: 0, max: 1, noNaN: true }),
-      }).map(({ parts, boundary, contentType, ending, preamble, framing, lie, cutAt }): RequestSpec => {
+      })
+      .map(({ parts, boundary, contentType, ending, preamble, framing, lie, cutAt }): RequestSpec => {
         const body = formBody(parts, boundary, ending, preamble);
         const headers: Header[] = [...access];
         const type = contentTypeFor(contentType, boundary);
@@ -191,5 +224,5 @@ export function multipartRequests(ctx: FuzzContext): fc.Arbitrary<RequestSpec> {
             throw new Error(`unknown framing ${framing satisfies never}`);
         }
       });
-    });
+  });
 }

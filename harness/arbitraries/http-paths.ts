@@ -12,8 +12,19 @@ import fc from "fast-check";
 import type { RequestSpec } from "../request.js";
 import type { FuzzContext } from "./context.js";
 import {
-  accessHeaders, BOUNDARY, encodedScratch, FIXTURES, formContentType, forTransport, queryValue, rawRelativePath,
-  safeUploadPath, simpleForm, smallContent, transports, type Header,
+  accessHeaders,
+  BOUNDARY,
+  encodedScratch,
+  FIXTURES,
+  formContentType,
+  forTransport,
+  queryValue,
+  rawRelativePath,
+  safeUploadPath,
+  simpleForm,
+  smallContent,
+  transports,
+  type Header,
 } from "./http-common.js";
 
 /** Where a download path starts: the scratch directory, the root, the caller's home, or nothing. */
@@ -45,7 +56,11 @@ function downloads(ctx: FuzzContext): fc.Arbitrary<RequestSpec> {
 /** The odd shapes of an empty download path. */
 function emptyDownloads(ctx: FuzzContext): fc.Arbitrary<RequestSpec> {
   return fc
-    .record({ target: fc.constantFrom("/download", "/download/", "/download//", "/download/?", "/download/%2F", "/download/.", "/download/.."), access: accessHeaders(ctx), transport: transports })
+    .record({
+      target: fc.constantFrom("/download", "/download/", "/download//", "/download/?", "/download/%2F", "/download/.", "/download/.."),
+      access: accessHeaders(ctx),
+      transport: transports,
+    })
     .map(({ target, access, transport }) => forTransport({ family: "path", transport, method: "GET", target, headers: access }));
 }
 
@@ -74,7 +89,14 @@ function uploads(ctx: FuzzContext): fc.Arbitrary<RequestSpec> {
       const fields: [string, string][] = viaField ? [["path", target]] : [];
       const body = simpleForm(BOUNDARY, fileName, content, fields);
       const headers: Header[] = [...access, ["content-type", formContentType]];
-      return forTransport({ family: "path", transport, method: "POST", target: `/upload?path=${rawQuery ? queryRaw(target) : queryValue(target)}`, headers, body: [body] });
+      return forTransport({
+        family: "path",
+        transport,
+        method: "POST",
+        target: `/upload?path=${rawQuery ? queryRaw(target) : queryValue(target)}`,
+        headers,
+        body: [body],
+      });
     });
 }
 
@@ -87,7 +109,10 @@ function envdReads(ctx: FuzzContext): fc.Arbitrary<RequestSpec> {
     .record({
       transport: transports,
       method: fc.constantFrom("GET", "GET", "HEAD"),
-      path: fc.oneof(fc.tuple(downloadBase(ctx), rawRelativePath).map(([base, rest]) => `${base}${rest}`), fc.constantFrom("", "~", "relative.txt", FIXTURES.file)),
+      path: fc.oneof(
+        fc.tuple(downloadBase(ctx), rawRelativePath).map(([base, rest]) => `${base}${rest}`),
+        fc.constantFrom("", "~", "relative.txt", FIXTURES.file),
+      ),
       raw: fc.boolean(),
       encoding: fc.constantFrom<string | undefined>(undefined, "gzip", "gzip;q=0", "br, gzip", "identity"),
       access: accessHeaders(ctx),

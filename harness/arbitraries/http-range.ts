@@ -16,8 +16,16 @@ const position: fc.Arbitrary<string> = fc.oneof(
   { arbitrary: fc.nat(2 * FIXTURE_FILE_BYTES).map(String), weight: 3 },
   {
     arbitrary: fc.constantFrom(
-      "9007199254740991", "9007199254740992", "9007199254740993", "18446744073709551615", "18446744073709551616",
-      "99999999999999999999999999", "9".repeat(400), "0".repeat(50), "00", "01",
+      "9007199254740991",
+      "9007199254740992",
+      "9007199254740993",
+      "18446744073709551615",
+      "18446744073709551616",
+      "99999999999999999999999999",
+      "9".repeat(400),
+      "0".repeat(50),
+      "00",
+      "01",
     ),
     weight: 2,
   },
@@ -47,10 +55,19 @@ const rangeHeader: fc.Arbitrary<string> = fc.oneof(
   { arbitrary: fc.string({ maxLength: 30 }).map((s) => s.replace(/[\r\n\0]/g, "")), weight: 1 },
 );
 
-const etag = fc.constantFrom('"abc"', 'W/"abc"', '"', '""', "*", 'W/', 'W/"', '"a", "b"', "\"unterminated", ",,,", "*, \"x\"");
+const etag = fc.constantFrom('"abc"', 'W/"abc"', '"', '""', "*", "W/", 'W/"', '"a", "b"', '"unterminated', ",,,", '*, "x"');
 const httpDate = fc.oneof(
   fc.date({ min: new Date(0), max: new Date(4102444800000), noInvalidDate: true }).map((d) => d.toUTCString()),
-  fc.constantFrom("garbage", "", "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "-1", "99999999999999", "Thu, 01 Jan 275760 00:00:00 GMT"),
+  fc.constantFrom(
+    "garbage",
+    "",
+    "Sun, 06 Nov 1994 08:49:37 GMT",
+    "Sunday, 06-Nov-94 08:49:37 GMT",
+    "Sun Nov  6 08:49:37 1994",
+    "-1",
+    "99999999999999",
+    "Thu, 01 Jan 275760 00:00:00 GMT",
+  ),
 );
 
 /** Conditional headers that may come with a Range. */

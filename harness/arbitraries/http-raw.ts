@@ -33,7 +33,14 @@ export function rawRequests(ctx: FuzzContext): fc.Arbitrary<RequestSpec> {
   const download = `/download/${encodedScratch(ctx)}/${FIXTURES.file}`;
   const uploadTarget = `/upload?path=${queryValue(`${ctx.scratch}/${FIXTURES.uploads}/raw.bin`)}`;
   const form = simpleForm(BOUNDARY, "raw.bin", Buffer.from("raw upload"));
-  const uploadHead = (framing: readonly string[]): string[] => [`POST ${uploadTarget} HTTP/1.1`, "Host: agent", token, `Content-Type: ${formContentType}`, ...framing, "Connection: close"];
+  const uploadHead = (framing: readonly string[]): string[] => [
+    `POST ${uploadTarget} HTTP/1.1`,
+    "Host: agent",
+    token,
+    `Content-Type: ${formContentType}`,
+    ...framing,
+    "Connection: close",
+  ];
 
   const badMethod = fc
     .constantFrom("GE T", "G\0ET", "PURGE", "get", "PRI", "CONNECT", "M".repeat(5000), "", "DELETE", "OPTIONS", "TRACE", "\x01", "GET\t", "POST")
@@ -45,23 +52,42 @@ export function rawRequests(ctx: FuzzContext): fc.Arbitrary<RequestSpec> {
 
   const badHeader = fc
     .constantFrom(
-      ["NoColonHere"], [": empty-name"], ["X-Folded: a", " b"], ["x-access-token:", ` ${ctx.token}`], ["X-Nul: a\0b"], ["X-\0: v"],
-      ["X-Ctl: a\x01b"], ["Host: agent", "Host: other"], ["X-Space : v"], [" X-Leading: v"], [`X-Long: ${"v".repeat(20_000)}`],
-      Array.from({ length: 2_500 }, (_, i) => `X-H${i}: v`), ["Expect: 100-continue"], ["Expect: garbage"], ["Range: bytes=0-1", "Range: bytes=2-3"],
+      ["NoColonHere"],
+      [": empty-name"],
+      ["X-Folded: a", " b"],
+      ["x-access-token:", ` ${ctx.token}`],
+      ["X-Nul: a\0b"],
+      ["X-\0: v"],
+      ["X-Ctl: a\x01b"],
+      ["Host: agent", "Host: other"],
+      ["X-Space : v"],
+      [" X-Leading: v"],
+      [`X-Long: ${"v".repeat(20_000)}`],
+      Array.from({ length: 2_500 }, (_, i) => `X-H${i}: v`),
+      ["Expect: 100-continue"],
+      ["Expect: garbage"],
+      ["Range: bytes=0-1", "Range: bytes=2-3"],
     )
     .chain((extra) =>
-      fc.constantFrom(download, "/health", "/metrics").map((target): RawShape => ({
-        label: "header",
-        bytes: request([`GET ${target} HTTP/1.1`, "Host: agent", token, ...extra, "Connection: close"]),
-      })),
+      fc.constantFrom(download, "/health", "/metrics").map(
+        (target): RawShape => ({
+          label: "header",
+          bytes: request([`GET ${target} HTTP/1.1`, "Host: agent", token, ...extra, "Connection: close"]),
+        }),
+      ),
     );
 
   const chunkSize = fc.constantFrom("zz", "-1", "ffffffffffffffffff", "1;ext=1", " 5", "5 ", "0x5", "+5", "5;", "5\t", "", "FFFFFFFF", "7fffffffffffffff");
-  const badChunks = chunkSize.map((size): RawShape => ({
-    label: "chunks",
-    bytes: request(uploadHead(["Transfer-Encoding: chunked"]), Buffer.concat([latin1(`${size}${CRLF}`), form.subarray(0, 5), latin1(`${CRLF}0${CRLF}${CRLF}`)])),
-    open: true,
-  }));
+  const badChunks = chunkSize.map(
+    (size): RawShape => ({
+      label: "chunks",
+      bytes: request(
+        uploadHead(["Transfer-Encoding: chunked"]),
+        Buffer.concat([latin1(`${size}${CRLF}`), form.subarray(0, 5), latin1(`${CRLF}0${CRLF}${CRLF}`)]),
+      ),
+      open: true,
+    }),
+  );
 
   const smuggled = request(["GET /metrics HTTP/1.1", "Host: agent", "Connection: close"]);
   const smuggling = fc
@@ -130,40 +156,68 @@ export function rawRequests(ctx: FuzzContext): fc.Arbitrary<RequestSpec> {
     request(["GET /nope HTTP/1.1", "Host: agent", token]),
     request(uploadHead([`Content-Length: ${form.length}`]).slice(0, -1), form),
   );
-  const pipelined = fc.array(simple, { minLength: 2, maxLength: 10 }).map((requests): RawShape => ({
-    label: "pipelined",
-    bytes: Buffer.concat([...requests, request(["GET /health HTTP/1.1", "Host: agent", "Connection: close"])]),
-  }));
+  const pipelined = fc.array(simple, { minLength: 2, maxLength: 10 }).map(
+    (requests): RawShape => ({
+      label: "pipelined",
+      bytes: Buffer.concat([...requests, request(["GET /health HTTP/1.1", "Host: agent", "Connection: close"])]),
+    }),
+  );
 
   // What the one-port sniffer hands to the TLS and HTTP/2 servers, and upgrades it does not offer.
   const preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
   const protocols = fc
-    .tuple(
-      fc.constantFrom("tls", "h2-garbage", "h2-partial", "h2-bare", "upgrade-h2c", "upgrade-websocket", "connect"),
-      fc.uint8Array({ maxLength: 512 }),
-    )
+    .tuple(fc.constantFrom("tls", "h2-garbage", "h2-partial", "h2-bare", "upgrade-h2c", "upgrade-websocket", "connect"), fc.uint8Array({ maxLength: 512 }))
     .map(([kind, tail]): RawShape => {
       const bytes = (head: string | Buffer): Buffer => Buffer.concat([typeof head === "string" ? latin1(head) : head, Buffer.from(tail)]);
       switch (kind) {
-        case "tls": return { label: kind, bytes: bytes(Buffer.from([0x16, 0x03, 0x01, tail.length >> 8, tail.length & 0xff])), open: true };
-        case "h2-garbage": return { label: kind, bytes: bytes(preface), open: true };
-        case "h2-partial": return { label: kind, bytes: latin1(preface.slice(0, 1 + (tail.length % (preface.length - 1)))), open: true };
-        case "h2-bare": return { label: kind, bytes: latin1(preface), open: true };
+        case "tls":
+          return { label: kind, bytes: bytes(Buffer.from([0x16, 0x03, 0x01, tail.length >> 8, tail.length & 0xff])), open: true };
+        case "h2-garbage":
+          return { label: kind, bytes: bytes(preface), open: true };
+        case "h2-partial":
+          return { label: kind, bytes: latin1(preface.slice(0, 1 + (tail.length % (preface.length - 1)))), open: true };
+        case "h2-bare":
+          return { label: kind, bytes: latin1(preface), open: true };
         case "upgrade-h2c":
-          return { label: kind, bytes: request(["GET /health HTTP/1.1", "Host: agent", "Connection: Upgrade, HTTP2-Settings", "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA"]), open: true };
+          return {
+            label: kind,
+            bytes: request([
+              "GET /health HTTP/1.1",
+              "Host: agent",
+              "Connection: Upgrade, HTTP2-Settings",
+              "Upgrade: h2c",
+              "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA",
+            ]),
+            open: true,
+          };
         case "upgrade-websocket":
-          return { label: kind, bytes: request([`GET ${download} HTTP/1.1`, "Host: agent", token, "Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]), open: true };
-        default: return { label: kind, bytes: request(["CONNECT agent:80 HTTP/1.1", "Host: agent:80", token]), open: true };
+          return {
+            label: kind,
+            bytes: request([
+              `GET ${download} HTTP/1.1`,
+              "Host: agent",
+              token,
+              "Connection: Upgrade",
+              "Upgrade: websocket",
+              "Sec-WebSocket-Version: 13",
+              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+            ]),
+            open: true,
+          };
+        default:
+          return { label: kind, bytes: request(["CONNECT agent:80 HTTP/1.1", "Host: agent:80", token]), open: true };
       }
     });
 
   const garbage = fc
-    .oneof(fc.uint8Array({ minLength: 1, maxLength: 2048 }), fc.string({ maxLength: 200 }).map((s) => new Uint8Array(latin1(s))))
+    .oneof(
+      fc.uint8Array({ minLength: 1, maxLength: 2048 }),
+      fc.string({ maxLength: 200 }).map((s) => new Uint8Array(latin1(s))),
+    )
     .map((bytes): RawShape => ({ label: "garbage", bytes: Buffer.from(bytes), open: true }));
 
-  return fc
-    .oneof(badMethod, hugeUri, badHeader, badChunks, smuggling, versions, lineEnds, pipelined, protocols, garbage)
-    .map((shape): RequestSpec => ({
+  return fc.oneof(badMethod, hugeUri, badHeader, badChunks, smuggling, versions, lineEnds, pipelined, protocols, garbage).map(
+    (shape): RequestSpec => ({
       family: "raw",
       transport: "http1",
       method: shape.label,
@@ -171,5 +225,6 @@ export function rawRequests(ctx: FuzzContext): fc.Arbitrary<RequestSpec> {
       headers: [],
       raw: shape.bytes,
       ...(shape.open ? { cutAfter: shape.bytes.length } : {}),
-    }));
+    }),
+  );
 }

@@ -42,14 +42,14 @@ export function swapRequests(ctx: FuzzContext): fc.Arbitrary<RequestSpec> {
     headers: [...headers, ["content-type", "application/json"]],
     body: [Buffer.from(JSON.stringify(body))],
   });
-  const makeDir = fc.record({ transport: transports, headers: asUser(ctx), path }).map(({ transport, headers, path: dir }) =>
-    rpc("MakeDir", { path: dir }, headers, transport),
-  );
-  const move = fc.record({ transport: transports, headers: asUser(ctx), from: path, to: path }).map(({ transport, headers, from, to }) =>
-    rpc("Move", { source: from, destination: to }, headers, transport),
-  );
-  const remove = fc.record({ transport: transports, headers: asUser(ctx), path: fc.constantFrom("d", "d/sub", "etc", "notes.txt").map((name) => `${arena.dir}/${name}`) }).map(
-    ({ transport, headers, path: target }) => rpc("Remove", { path: target }, headers, transport),
-  );
+  const makeDir = fc
+    .record({ transport: transports, headers: asUser(ctx), path })
+    .map(({ transport, headers, path: dir }) => rpc("MakeDir", { path: dir }, headers, transport));
+  const move = fc
+    .record({ transport: transports, headers: asUser(ctx), from: path, to: path })
+    .map(({ transport, headers, from, to }) => rpc("Move", { source: from, destination: to }, headers, transport));
+  const remove = fc
+    .record({ transport: transports, headers: asUser(ctx), path: fc.constantFrom("d", "d/sub", "etc", "notes.txt").map((name) => `${arena.dir}/${name}`) })
+    .map(({ transport, headers, path: target }) => rpc("Remove", { path: target }, headers, transport));
   return fc.oneof({ arbitrary: upload, weight: 3 }, makeDir, move, remove);
 }

@@ -106,7 +106,8 @@ function sized<T>(item: fc.Arbitrary<T>): fc.Arbitrary<T[]> {
   );
 }
 
-const pinnedField = (field: DescField, overrides: MessageOverrides): boolean => `${ownTypeName(field.parent.typeName)}.${field.name}` in (overrides.fields ?? {});
+const pinnedField = (field: DescField, overrides: MessageOverrides): boolean =>
+  `${ownTypeName(field.parent.typeName)}.${field.name}` in (overrides.fields ?? {});
 
 function fieldValue(field: DescField, overrides: MessageOverrides, depth: number): fc.Arbitrary<unknown> {
   const pinned = overrides.fields?.[`${ownTypeName(field.parent.typeName)}.${field.name}`];
@@ -145,7 +146,9 @@ export function messageInit(desc: DescMessage, overrides: MessageOverrides = {},
   const parts: fc.Arbitrary<[string, unknown] | undefined>[] = [];
   for (const member of desc.members) {
     if (member.kind === "oneof") {
-      const cases = member.fields.map((f) => fieldValue(f, overrides, depth).map((value): [string, unknown] => [member.localName, { case: f.localName, value }]));
+      const cases = member.fields.map((f) =>
+        fieldValue(f, overrides, depth).map((value): [string, unknown] => [member.localName, { case: f.localName, value }]),
+      );
       parts.push(fc.option(fc.oneof(...cases), { nil: undefined }));
     } else {
       const value = fieldValue(member, overrides, depth).map((v): [string, unknown] => [member.localName, v]);

@@ -49,8 +49,26 @@ export function insideScratch(path: string, scratch: string): boolean {
 
 /** Names prepareRpcScratch creates in scratch (a tree, a file, symlink loops), plus new ones. */
 const SCRATCH_NAMES = [
-  "dir", "dir/sub", "dir/sub/", "a", "b", "loop", "loop/x", "file", "new", "new/deeper/still", "x y", "ünï", "dir/../moved",
-  "-rf", ".hidden", "*", "dir//sub", "./dir", "n".repeat(255), "n".repeat(256),
+  "dir",
+  "dir/sub",
+  "dir/sub/",
+  "a",
+  "b",
+  "loop",
+  "loop/x",
+  "file",
+  "new",
+  "new/deeper/still",
+  "x y",
+  "ünï",
+  "dir/../moved",
+  "-rf",
+  ".hidden",
+  "*",
+  "dir//sub",
+  "./dir",
+  "n".repeat(255),
+  "n".repeat(256),
 ];
 
 /** Creates the tree, file and symlink loops SCRATCH_NAMES refers to; safe to call again. */
@@ -66,7 +84,11 @@ export async function prepareRpcScratch(scratch: string): Promise<void> {
 export function scratchPath(ctx: FuzzContext): fc.Arbitrary<string> {
   const name = fc.string({ minLength: 1, maxLength: 16 }).filter((s) => !s.includes("/") && s !== "." && s !== "..");
   return fc
-    .oneof({ weight: 3, arbitrary: fc.constantFrom(...SCRATCH_NAMES) }, { weight: 1, arbitrary: name }, { weight: 1, arbitrary: fc.tuple(name, name).map(([a, b]) => `dir/${a}/${b}`) })
+    .oneof(
+      { weight: 3, arbitrary: fc.constantFrom(...SCRATCH_NAMES) },
+      { weight: 1, arbitrary: name },
+      { weight: 1, arbitrary: fc.tuple(name, name).map(([a, b]) => `dir/${a}/${b}`) },
+    )
     .map((rel) => `${ctx.scratch}/${rel}`)
     .filter((path) => insideScratch(path, ctx.scratch));
 }
@@ -75,7 +97,23 @@ export function scratchPath(ctx: FuzzContext): fc.Arbitrary<string> {
 export function anyPath(ctx: FuzzContext): fc.Arbitrary<string> {
   return fc.oneof(
     scratchPath(ctx),
-    fc.constantFrom("/", "/proc/self/status", "/dev/null", "/dev/zero", "/etc/hostname", "/nonexistent", "~", "~/", "~root", "", ".", "relative/x", "/a\0b", "//", `/${"p".repeat(5000)}`),
+    fc.constantFrom(
+      "/",
+      "/proc/self/status",
+      "/dev/null",
+      "/dev/zero",
+      "/etc/hostname",
+      "/nonexistent",
+      "~",
+      "~/",
+      "~root",
+      "",
+      ".",
+      "relative/x",
+      "/a\0b",
+      "//",
+      `/${"p".repeat(5000)}`,
+    ),
     awkwardString,
   );
 }
@@ -131,7 +169,23 @@ const ALLOWED_COMMANDS: readonly AllowedCommand[] = [
 ];
 
 /** Variables that change what a process loads or runs; never sent. */
-const DENIED_ENV = new Set(["PATH", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND", "GCONV_PATH", "NODE_OPTIONS", "HOSTALIASES", "LOCPATH", "NLSPATH", "CDPATH", "GLOBIGNORE"]);
+const DENIED_ENV = new Set([
+  "PATH",
+  "IFS",
+  "ENV",
+  "BASH_ENV",
+  "SHELLOPTS",
+  "BASHOPTS",
+  "PS4",
+  "PROMPT_COMMAND",
+  "GCONV_PATH",
+  "NODE_OPTIONS",
+  "HOSTALIASES",
+  "LOCPATH",
+  "NLSPATH",
+  "CDPATH",
+  "GLOBIGNORE",
+]);
 
 export function envNameAllowed(name: string): boolean {
   const bare = name.split("=")[0]!.trim();
@@ -175,7 +229,10 @@ export const BASH_SNIPPETS: Readonly<Record<string, boolean>> = {
 
 /** Language names the agent does not know: code sent with them never reaches a kernel. */
 const unknownLanguage = fc
-  .oneof(fc.constantFrom("cobol", "python4", "zz", "pyth on", "\0python", "bash\0"), fc.string({ maxLength: 12 }).map((s) => `zz-${s}`))
+  .oneof(
+    fc.constantFrom("cobol", "python4", "zz", "pyth on", "\0python", "bash\0"),
+    fc.string({ maxLength: 12 }).map((s) => `zz-${s}`),
+  )
   .filter((language) => !DEFAULT_LANGUAGES.has(language.trim().toLowerCase()) && language.trim() !== "");
 
 /** Bytes that are not code in any language: a syntax error first, then noise. */
@@ -191,15 +248,28 @@ function kernelLanguage(language: string): string | undefined {
 /** Field values for every request type, for a fuzz context. */
 export function requestOverrides(ctx: FuzzContext): MessageOverrides {
   const scratch = scratchPath(ctx);
-  const cwd = fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 2, arbitrary: fc.constantFrom(ctx.scratch, `${ctx.scratch}/dir`, "/", "/tmp", "~") }, { weight: 1, arbitrary: anyPath(ctx) });
+  const cwd = fc.oneof(
+    { weight: 3, arbitrary: fc.constant(undefined) },
+    { weight: 2, arbitrary: fc.constantFrom(ctx.scratch, `${ctx.scratch}/dir`, "/", "/tmp", "~") },
+    { weight: 1, arbitrary: anyPath(ctx) },
+  );
   const processConfig = fc
     .tuple(fc.constantFrom(...ALLOWED_COMMANDS), fc.option(envs, { nil: undefined }), cwd)
     .chain(([command, env, cwd]) =>
-      fc.tuple(fc.constantFrom(...command.names), command.args).map(([cmd, args]) => ({ cmd, args, ...(env ? { envs: env } : {}), ...(cwd === undefined ? {} : { cwd }) })),
+      fc
+        .tuple(fc.constantFrom(...command.names), command.args)
+        .map(([cmd, args]) => ({ cmd, args, ...(env ? { envs: env } : {}), ...(cwd === undefined ? {} : { cwd }) })),
     );
   const execute = fc.oneof(
     { weight: 6, arbitrary: fc.record({ language: unknownLanguage, code: notCode, contextId: fc.constantFrom("", "ctx-unknown") }) },
-    { weight: 2, arbitrary: fc.record({ language: fc.constantFrom("bash", "BASH", " bash "), code: fc.constantFrom(...Object.keys(BASH_SNIPPETS)), contextId: fc.constant("") }) },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        language: fc.constantFrom("bash", "BASH", " bash "),
+        code: fc.constantFrom(...Object.keys(BASH_SNIPPETS)),
+        contextId: fc.constant(""),
+      }),
+    },
     { weight: 1, arbitrary: fc.record({ language: fc.constantFrom("python", "r", "java", ""), code: awkwardString, contextId: fc.uuid() }) },
   );
   return {
@@ -223,7 +293,9 @@ export function requestOverrides(ctx: FuzzContext): MessageOverrides {
     },
     messages: {
       "sandboxagent.ProcessConfig": processConfig,
-      "sandboxagent.ExecuteRequest": fc.tuple(execute, fc.option(envs, { nil: undefined })).map(([fields, envVars]) => ({ ...fields, ...(envVars ? { envVars } : {}) })),
+      "sandboxagent.ExecuteRequest": fc
+        .tuple(execute, fc.option(envs, { nil: undefined }))
+        .map(([fields, envVars]) => ({ ...fields, ...(envVars ? { envVars } : {}) })),
     },
   };
 }

@@ -37,13 +37,38 @@ function setAt(root: Record<string, JsonValue>, path: readonly string[], value: 
 
 /** Values of every JSON type, and the ones proto3 JSON parsing has rules about. */
 const wrongValue: fc.Arbitrary<JsonValue> = fc.constantFrom<JsonValue>(
-  0, -1, 1.5, 2 ** 53, -(2 ** 63), 1e300, "", "str", "NaN", "Infinity", "-0", "1e3", "0x10", "12abc", "99999999999999999999999",
-  true, false, null, [], [1, "a", null], {}, { a: 1 }, "AAAA", "!!!not-base64", "SIGNAL_SIGKILL", "FILE_TYPE_NOPE", 4294967296,
+  0,
+  -1,
+  1.5,
+  2 ** 53,
+  -(2 ** 63),
+  1e300,
+  "",
+  "str",
+  "NaN",
+  "Infinity",
+  "-0",
+  "1e3",
+  "0x10",
+  "12abc",
+  "99999999999999999999999",
+  true,
+  false,
+  null,
+  [],
+  [1, "a", null],
+  {},
+  { a: 1 },
+  "AAAA",
+  "!!!not-base64",
+  "SIGNAL_SIGKILL",
+  "FILE_TYPE_NOPE",
+  4294967296,
 );
 
 /** Text spliced in where a value goes: things JSON.stringify cannot produce. */
-const RAW_VALUES = ["1e400", "-1e400", "NaN", "Infinity", "01", "1.", ".5", "+1", "0x10", "'single'", "\"\\ud800\"", "\"\\u0000\"", "\"\\x41\""];
-const PLACEHOLDER = "\"@@fuzz-placeholder@@\"";
+const RAW_VALUES = ["1e400", "-1e400", "NaN", "Infinity", "01", "1.", ".5", "+1", "0x10", "'single'", '"\\ud800"', '"\\u0000"', '"\\x41"'];
+const PLACEHOLDER = '"@@fuzz-placeholder@@"';
 
 export function jsonBodies(desc: DescMessage, message: Message): fc.Arbitrary<Uint8Array> {
   const valid = (options: { useProtoFieldName?: boolean; enumAsInteger?: boolean; alwaysEmitImplicit?: boolean }) =>
@@ -60,39 +85,95 @@ export function jsonBodies(desc: DescMessage, message: Message): fc.Arbitrary<Ui
   return fc.oneof(
     { weight: 12, arbitrary: options.map((o) => text(valid(o))) },
     // Wrong types where fields go.
-    { weight: 4, arbitrary: fc.tuple(anyPath, wrongValue).map(([path, value]) => {
-      const json = valid({});
-      setAt(json, path, value);
-      return text(json);
-    }) },
+    {
+      weight: 4,
+      arbitrary: fc.tuple(anyPath, wrongValue).map(([path, value]) => {
+        const json = valid({});
+        setAt(json, path, value);
+        return text(json);
+      }),
+    },
     { weight: 2, arbitrary: fc.tuple(anyPath, fc.constantFrom(...RAW_VALUES)).map(([path, raw]) => spliced(path, raw)) },
     // Unknown fields (ignored by the agent), some with names that mean something to JavaScript.
-    { weight: 2, arbitrary: fc.dictionary(fc.oneof(fc.constantFrom("__proto__", "constructor", "prototype", "toString", "$typeName", ""), fc.string()), wrongValue, { minKeys: 1, maxKeys: 4 }).map((extra) => {
-      const json = valid({});
-      return utf8(JSON.stringify(json).replace(/^\{/, `{${Object.entries(extra).map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)},`).join("")}`).replace(/,\}$/, "}"));
-    }) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .dictionary(fc.oneof(fc.constantFrom("__proto__", "constructor", "prototype", "toString", "$typeName", ""), fc.string()), wrongValue, {
+          minKeys: 1,
+          maxKeys: 4,
+        })
+        .map((extra) => {
+          const json = valid({});
+          return utf8(
+            JSON.stringify(json)
+              .replace(
+                /^\{/,
+                `{${Object.entries(extra)
+                  .map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)},`)
+                  .join("")}`,
+              )
+              .replace(/,\}$/, "}"),
+          );
+        }),
+    },
     // Deep nesting, in a field and as the whole body.
-    { weight: 2, arbitrary: fc.tuple(anyPath, fc.constantFrom(100, 5_000, 200_000), fc.boolean()).map(([path, depth, arrays]) =>
-      spliced(path, arrays ? `${"[".repeat(depth)}${"]".repeat(depth)}` : `${"{\"a\":".repeat(depth)}1${"}".repeat(depth)}`)) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .tuple(anyPath, fc.constantFrom(100, 5_000, 200_000), fc.boolean())
+        .map(([path, depth, arrays]) => spliced(path, arrays ? `${"[".repeat(depth)}${"]".repeat(depth)}` : `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`)),
+    },
     { weight: 1, arbitrary: fc.constantFrom(1_000, 500_000).map((depth) => utf8(`${"[".repeat(depth)}${"]".repeat(depth)}`)) },
     // Invalid UTF-8 inside a string value.
-    { weight: 2, arbitrary: fc.tuple(anyPath, fc.constantFrom([0xff], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82])).map(([path, bad]) => {
-      const json = valid({});
-      setAt(json, path, "@@fuzz-placeholder@@");
-      const [before, after] = JSON.stringify(json).split("@@fuzz-placeholder@@") as [string, string];
-      return concat(utf8(before), Uint8Array.from(bad), utf8(after));
-    }) },
+    {
+      weight: 2,
+      arbitrary: fc.tuple(anyPath, fc.constantFrom([0xff], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82])).map(([path, bad]) => {
+        const json = valid({});
+        setAt(json, path, "@@fuzz-placeholder@@");
+        const [before, after] = JSON.stringify(json).split("@@fuzz-placeholder@@") as [string, string];
+        return concat(utf8(before), Uint8Array.from(bad), utf8(after));
+      }),
+    },
     // The same key twice, a oneof with two members, a JSON document that is not an object.
-    { weight: 1, arbitrary: anyPath.map((path) => {
-      const json = JSON.stringify(valid({}));
-      return utf8(json.length > 2 ? `{${JSON.stringify(path[0])}:1,${json.slice(1)}` : `{${JSON.stringify(path[0])}:1,${JSON.stringify(path[0])}:"x"}`);
-    }) },
-    { weight: 1, arbitrary: fc.constantFrom("", " ", "null", "[]", "0", "\"str\"", "true", "{", "}", "{\"a\":}", "{,}", "{}{}", "{} trailing", "\uFEFF{}", "/* c */{}", "{'a':1}", "{\"a\":1,}").map(utf8) },
+    {
+      weight: 1,
+      arbitrary: anyPath.map((path) => {
+        const json = JSON.stringify(valid({}));
+        return utf8(json.length > 2 ? `{${JSON.stringify(path[0])}:1,${json.slice(1)}` : `{${JSON.stringify(path[0])}:1,${JSON.stringify(path[0])}:"x"}`);
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc
+        .constantFrom(
+          "",
+          " ",
+          "null",
+          "[]",
+          "0",
+          '"str"',
+          "true",
+          "{",
+          "}",
+          '{"a":}',
+          "{,}",
+          "{}{}",
+          "{} trailing",
+          "\uFEFF{}",
+          "/* c */{}",
+          "{'a':1}",
+          '{"a":1,}',
+        )
+        .map(utf8),
+    },
     // Cut short, or followed by garbage.
-    { weight: 2, arbitrary: fc.tuple(options, fc.nat()).map(([o, n]) => {
-      const full = text(valid(o));
-      return full.subarray(0, full.length === 0 ? 0 : n % full.length);
-    }) },
+    {
+      weight: 2,
+      arbitrary: fc.tuple(options, fc.nat()).map(([o, n]) => {
+        const full = text(valid(o));
+        return full.subarray(0, full.length === 0 ? 0 : n % full.length);
+      }),
+    },
     { weight: 1, arbitrary: fc.tuple(options, fc.uint8Array({ minLength: 1, maxLength: 16 })).map(([o, junk]) => concat(text(valid(o)), junk)) },
   );
 }
@@ -119,7 +200,8 @@ const lengthDelimited = (field: number, payload: Uint8Array): Uint8Array => conc
 /** The wire type a field is written with; a mutation picks any other. */
 function wireOf(field: DescField): number {
   if (field.fieldKind === "message" || field.fieldKind === "map") return Wire.Len;
-  if (field.fieldKind === "list") return field.listKind === "message" || field.scalar === ScalarType.STRING || field.scalar === ScalarType.BYTES ? Wire.Len : Wire.Varint;
+  if (field.fieldKind === "list")
+    return field.listKind === "message" || field.scalar === ScalarType.STRING || field.scalar === ScalarType.BYTES ? Wire.Len : Wire.Varint;
   if (field.fieldKind === "enum") return Wire.Varint;
   switch (field.scalar) {
     case ScalarType.STRING:
@@ -161,7 +243,9 @@ export function binaryBodies(desc: DescMessage, message: Message): fc.Arbitrary<
   const numbers = desc.fields.map((f) => f.number);
   const fieldNumber = numbers.length > 0 ? fc.oneof(fc.constantFrom(...numbers), fc.integer({ min: 1, max: 20 })) : fc.integer({ min: 1, max: 20 });
   const strings = desc.fields.filter((f) => f.fieldKind === "scalar" && f.scalar === ScalarType.STRING).map((f) => f.number);
-  const nested = desc.fields.filter((f) => f.fieldKind === "message" || f.fieldKind === "map" || (f.fieldKind === "list" && f.listKind === "message")).map((f) => f.number);
+  const nested = desc.fields
+    .filter((f) => f.fieldKind === "message" || f.fieldKind === "map" || (f.fieldKind === "list" && f.listKind === "message"))
+    .map((f) => f.number);
   const anyOf = (list: number[]) => (list.length > 0 ? fc.constantFrom(...list) : fieldNumber);
   const appended = (tail: fc.Arbitrary<Uint8Array>) => fc.tuple(fc.boolean(), tail).map(([keep, t]) => (keep ? concat(valid, t) : t));
   return fc.oneof(
@@ -171,27 +255,50 @@ export function binaryBodies(desc: DescMessage, message: Message): fc.Arbitrary<
     { weight: 2, arbitrary: appended(fieldNumber.map((f) => concat(tag(f, Wire.Varint), Uint8Array.of(0x80, 0x80, 0x80)))) },
     { weight: 1, arbitrary: appended(fieldNumber.map((f) => concat(tag(f, Wire.Varint), new Uint8Array(11).fill(0xff)))) },
     // A known field written with another wire type, including the two that do not exist.
-    { weight: 3, arbitrary: appended(fc.tuple(fc.constantFrom(...(desc.fields.length > 0 ? desc.fields : [undefined])), fc.integer({ min: 0, max: 7 })).map(([field, wire]) => {
-      const number = field?.number ?? 1;
-      return fieldOfWire(number, field !== undefined && wire === wireOf(field) ? (wire + 1) % 8 : wire);
-    })) },
+    {
+      weight: 3,
+      arbitrary: appended(
+        fc.tuple(fc.constantFrom(...(desc.fields.length > 0 ? desc.fields : [undefined])), fc.integer({ min: 0, max: 7 })).map(([field, wire]) => {
+          const number = field?.number ?? 1;
+          return fieldOfWire(number, field !== undefined && wire === wireOf(field) ? (wire + 1) % 8 : wire);
+        }),
+      ),
+    },
     // Invalid UTF-8 in a string field; garbage in a message field.
-    { weight: 2, arbitrary: appended(fc.tuple(anyOf(strings), fc.constantFrom([0xff, 0xfe], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0x80])).map(([f, bad]) => lengthDelimited(f, Uint8Array.from(bad)))) },
+    {
+      weight: 2,
+      arbitrary: appended(
+        fc
+          .tuple(anyOf(strings), fc.constantFrom([0xff, 0xfe], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0x80]))
+          .map(([f, bad]) => lengthDelimited(f, Uint8Array.from(bad))),
+      ),
+    },
     { weight: 2, arbitrary: appended(fc.tuple(anyOf(nested), fc.uint8Array({ minLength: 1, maxLength: 32 })).map(([f, junk]) => lengthDelimited(f, junk))) },
     // Lengths past the end, field numbers out of range, groups nested deep or never opened.
-    { weight: 2, arbitrary: appended(fc.tuple(fieldNumber, fc.constantFrom(5, 1_000, 2 ** 31 - 1, 2 ** 32 - 1, 2 ** 35)).map(([f, n]) => concat(tag(f, Wire.Len), varint(n), utf8("ab")))) },
+    {
+      weight: 2,
+      arbitrary: appended(
+        fc.tuple(fieldNumber, fc.constantFrom(5, 1_000, 2 ** 31 - 1, 2 ** 32 - 1, 2 ** 35)).map(([f, n]) => concat(tag(f, Wire.Len), varint(n), utf8("ab"))),
+      ),
+    },
     { weight: 1, arbitrary: fc.constantFrom(0n, 2n ** 29n, 2n ** 32n).map((f) => concat(tag(f, Wire.Varint), varint(1))) },
-    { weight: 1, arbitrary: fc.constantFrom(10, 3_000, 100_000).map((depth) => Buffer.concat(Array.from({ length: depth }, () => tag(1000, Wire.StartGroup)))) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(10, 3_000, 100_000).map((depth) => Buffer.concat(Array.from({ length: depth }, () => tag(1000, Wire.StartGroup)))),
+    },
     { weight: 1, arbitrary: appended(fieldNumber.map((f) => tag(f, Wire.EndGroup))) },
     // Unknown fields written correctly, repeated scalars packed, the message twice (merged).
     { weight: 1, arbitrary: appended(fc.uint8Array({ maxLength: 64 }).map((junk) => lengthDelimited(1000, junk))) },
     { weight: 1, arbitrary: fc.constant(concat(valid, valid)) },
     // Bits flipped, random bytes, nothing.
-    { weight: 2, arbitrary: fc.array(fc.nat(), { minLength: 1, maxLength: 4 }).map((flips) => {
-      const out = Uint8Array.from(valid);
-      for (const flip of flips) if (out.length > 0) out[flip % out.length]! ^= 1 << (flip % 8);
-      return out;
-    }) },
+    {
+      weight: 2,
+      arbitrary: fc.array(fc.nat(), { minLength: 1, maxLength: 4 }).map((flips) => {
+        const out = Uint8Array.from(valid);
+        for (const flip of flips) if (out.length > 0) out[flip % out.length]! ^= 1 << (flip % 8);
+        return out;
+      }),
+    },
     { weight: 2, arbitrary: fc.uint8Array({ maxLength: 64 }) },
     { weight: 1, arbitrary: fc.constant(new Uint8Array(0)) },
   );
@@ -237,11 +344,19 @@ export function badlyFramed(messages: readonly Uint8Array[], endFlag: number): f
     { weight: 2, arbitrary: fc.constant({ body: frame(COMPRESSED_FLAG, first) }) },
     { weight: 2, arbitrary: fc.constantFrom("gzip", "br").map((encoding) => ({ body: frame(COMPRESSED_FLAG, first), encoding })) },
     { weight: 1, arbitrary: fc.constant({ body: frame(COMPRESSED_FLAG, gzipSync(first).subarray(0, 12)), encoding: "gzip" }) },
-    { weight: 2, arbitrary: fc.constantFrom(0x04, 0x08, 0x10, 0x40, 0x7c, 0xfe, 0xff, endFlag, endFlag | COMPRESSED_FLAG).map((flags) => ({ body: frame(flags, first) })) },
+    {
+      weight: 2,
+      arbitrary: fc.constantFrom(0x04, 0x08, 0x10, 0x40, 0x7c, 0xfe, 0xff, endFlag, endFlag | COMPRESSED_FLAG).map((flags) => ({ body: frame(flags, first) })),
+    },
     { weight: 1, arbitrary: fc.constant({ body: concat(good, frame(endFlag, utf8("{}"))) }) },
     // Lengths: more than is there, near 2^32 - 1, at and past the agent's 64 MiB limit.
     { weight: 2, arbitrary: fc.integer({ min: 1, max: 100_000 }).map((extra) => ({ body: frame(0, first, first.length + extra) })) },
-    { weight: 2, arbitrary: fc.constantFrom(2 ** 32 - 1, 2 ** 32 - 2, 2 ** 31 - 1, 2 ** 31, 64 * 2 ** 20, 64 * 2 ** 20 + 1).map((length) => ({ body: frame(0, first, length) })) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .constantFrom(2 ** 32 - 1, 2 ** 32 - 2, 2 ** 31 - 1, 2 ** 31, 64 * 2 ** 20, 64 * 2 ** 20 + 1)
+        .map((length) => ({ body: frame(0, first, length) })),
+    },
     // Cut short: a header alone, part of a header, part of a payload.
     { weight: 2, arbitrary: fc.integer({ min: 1, max: 4 }).map((n) => ({ body: frame(0, first).subarray(0, n) })) },
     { weight: 1, arbitrary: fc.constant({ body: frame(0, first).subarray(0, 5) }) },

@@ -70,11 +70,18 @@ export function bridgeService<Face extends DescService, Own extends DescService>
     };
     switch (method.methodKind) {
       case "unary":
-        handlers[method.localName] = async (request, ctx) => outward((await call(inward(request as MessageShape<DescMessage>), ctx)) as MessageShape<DescMessage>, ctx);
+        handlers[method.localName] = async (request, ctx) =>
+          outward((await call(inward(request as MessageShape<DescMessage>), ctx)) as MessageShape<DescMessage>, ctx);
         break;
       case "server_streaming":
         handlers[method.localName] = (request, ctx) =>
-          convertEach(target.output, method.output, call(inward(request as MessageShape<DescMessage>), ctx) as AsyncIterable<MessageShape<DescMessage>>, ctx, done);
+          convertEach(
+            target.output,
+            method.output,
+            call(inward(request as MessageShape<DescMessage>), ctx) as AsyncIterable<MessageShape<DescMessage>>,
+            ctx,
+            done,
+          );
         break;
       case "client_streaming":
         handlers[method.localName] = async (requests, ctx) => {

@@ -41,7 +41,8 @@ const rawQueryPath = (req: FastifyRequest): string | undefined => {
 
 function envdErrors(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | HttpError, req, reply) => {
-    const status = err instanceof HttpError ? err.status : typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    const status =
+      err instanceof HttpError ? err.status : typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) req.log.error({ err }, "envd file route failed");
     return reply
       .code(status)
@@ -111,7 +112,10 @@ async function storeFiles(req: FastifyRequest, reply: FastifyReply, config: Conf
   try {
     if (files.length === 0) throw new HttpError(400, "the form has no file part");
     if (path !== undefined && files.length > 1) {
-      throw new HttpError(400, `you cannot upload multiple files to the same path '${path}' in one upload request: leave out ?path= to name each file by its part's file name`);
+      throw new HttpError(
+        400,
+        `you cannot upload multiple files to the same path '${path}' in one upload request: leave out ?path= to name each file by its part's file name`,
+      );
     }
     const access = fileAccessFor(req.caller);
     const placements = await placeFiles(

@@ -19,21 +19,29 @@ import { bridgeService, type Finish } from "./bridge.js";
 export { EnvdFilesystem, EnvdProcess };
 
 export function envdFilesystem(impl: ServiceImpl<typeof Filesystem>): ServiceImpl<typeof EnvdFilesystem> {
-  const one = (pick: (response: MessageShape<DescMessage>) => EntryInfo | undefined): Finish => async (response, ctx) => {
-    const entry = pick(response);
-    if (entry !== undefined) await withMetadata([entry], ctx);
-  };
+  const one =
+    (pick: (response: MessageShape<DescMessage>) => EntryInfo | undefined): Finish =>
+    async (response, ctx) => {
+      const entry = pick(response);
+      if (entry !== undefined) await withMetadata([entry], ctx);
+    };
   const single = one((response) => (response as { entry?: EntryInfo }).entry);
-  return bridgeService(EnvdFilesystem, Filesystem, impl, {}, {
-    stat: single,
-    makeDir: single,
-    move: single,
-    listDir: async (response, ctx) => withMetadata((response as ListDirResponse).entries, ctx),
-    watchDir: one((response) => {
-      const event = (response as WatchDirResponse).event;
-      return event.case === "filesystem" ? event.value.entry : undefined;
-    }),
-  });
+  return bridgeService(
+    EnvdFilesystem,
+    Filesystem,
+    impl,
+    {},
+    {
+      stat: single,
+      makeDir: single,
+      move: single,
+      listDir: async (response, ctx) => withMetadata((response as ListDirResponse).entries, ctx),
+      watchDir: one((response) => {
+        const event = (response as WatchDirResponse).event;
+        return event.case === "filesystem" ? event.value.entry : undefined;
+      }),
+    },
+  );
 }
 
 /**

@@ -6,15 +6,37 @@
 import type { FastifyInstance } from "fastify";
 
 const ALLOWED_HEADERS = [
-  "authorization", "content-type", "x-access-token", "x-user", "x-sandbox-id",
-  "connect-protocol-version", "connect-timeout-ms", "connect-accept-encoding", "connect-content-encoding",
-  "grpc-timeout", "grpc-accept-encoding", "x-grpc-web", "x-user-agent", "keepalive-ping-interval",
-  "range", "if-range", "if-none-match", "if-modified-since",
+  "authorization",
+  "content-type",
+  "x-access-token",
+  "x-user",
+  "x-sandbox-id",
+  "connect-protocol-version",
+  "connect-timeout-ms",
+  "connect-accept-encoding",
+  "connect-content-encoding",
+  "grpc-timeout",
+  "grpc-accept-encoding",
+  "x-grpc-web",
+  "x-user-agent",
+  "keepalive-ping-interval",
+  "range",
+  "if-range",
+  "if-none-match",
+  "if-modified-since",
 ].join(", ");
 
 const EXPOSED_HEADERS = [
-  "grpc-status", "grpc-message", "grpc-status-details-bin", "connect-content-encoding",
-  "content-disposition", "content-range", "content-length", "accept-ranges", "etag", "last-modified",
+  "grpc-status",
+  "grpc-message",
+  "grpc-status-details-bin",
+  "connect-content-encoding",
+  "content-disposition",
+  "content-range",
+  "content-length",
+  "accept-ranges",
+  "etag",
+  "last-modified",
 ].join(", ");
 
 export function registerCors(app: FastifyInstance): void {

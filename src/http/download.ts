@@ -69,9 +69,7 @@ async function openFile(caller: User, path: string): Promise<number> {
   }
 }
 
-const fstatBig = promisify((fd: number, callback: (err: NodeJS.ErrnoException | null, st: BigIntStats) => void) =>
-  fstat(fd, { bigint: true }, callback),
-);
+const fstatBig = promisify((fd: number, callback: (err: NodeJS.ErrnoException | null, st: BigIntStats) => void) => fstat(fd, { bigint: true }, callback));
 
 function header(req: FastifyRequest, name: string): string | undefined {
   const value = req.headers[name];

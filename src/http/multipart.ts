@@ -93,9 +93,7 @@ export function receiveForm<T>(req: FastifyRequest, options: FormOptions<T>): Pr
         resolve({ fields, files: results.map((r) => (r as PromiseFulfilledResult<T>).value) });
         return;
       }
-      await Promise.all(
-        results.map((r) => (r.status === "fulfilled" ? options.discard(r.value).catch(() => undefined) : undefined)),
-      );
+      await Promise.all(results.map((r) => (r.status === "fulfilled" ? options.discard(r.value).catch(() => undefined) : undefined)));
       reject(failure);
     };
 

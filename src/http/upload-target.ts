@@ -112,12 +112,7 @@ export async function placeFiles(req: UploadRequest, caller: User, probe: Probe)
  * after the bytes, so this is a best guess from what is known so far, good for choosing the
  * directory of the temporary file. undefined when nothing names a target yet.
  */
-export async function tentativeTarget(
-  knownPath: string | undefined,
-  fileName: string | undefined,
-  caller: User,
-  probe: Probe,
-): Promise<string | undefined> {
+export async function tentativeTarget(knownPath: string | undefined, fileName: string | undefined, caller: User, probe: Probe): Promise<string | undefined> {
   try {
     return (await placeOne(knownPath, fileName, caller, probe)).target;
   } catch {

@@ -39,13 +39,15 @@ export function queryPath(req: FastifyRequest): string | undefined {
 export const isSigned = (req: FastifyRequest): boolean => queryValue(req, "signature") !== undefined;
 
 /** What is at a path, as the caller sees it. */
-export const probeFor = (access: FileAccess): Probe => async (path) => {
-  try {
-    return (await access.stat(path)).isDirectory() ? "directory" : "other";
-  } catch {
-    return "missing";
-  }
-};
+export const probeFor =
+  (access: FileAccess): Probe =>
+  async (path) => {
+    try {
+      return (await access.stat(path)).isDirectory() ? "directory" : "other";
+    } catch {
+      return "missing";
+    }
+  };
 
 async function lstatOrMissing(access: FileAccess, path: string, shown: string): Promise<FileStats | undefined> {
   try {
@@ -83,11 +85,7 @@ function firstNonEmpty(values: readonly string[] | undefined): string | undefine
 }
 
 /** Stages one file part beside where it will most likely go, which is where it goes for the SDK. */
-export async function receivePart(
-  part: FilePart,
-  fieldsSoFar: ReadonlyMap<string, readonly string[]>,
-  req: FastifyRequest,
-): Promise<Received> {
+export async function receivePart(part: FilePart, fieldsSoFar: ReadonlyMap<string, readonly string[]>, req: FastifyRequest): Promise<Received> {
   const caller = req.caller;
   const access = fileAccessFor(caller);
   const known = firstNonEmpty(fieldsSoFar.get("path")) ?? queryPath(req);

@@ -66,9 +66,7 @@ export class KernelCatalog {
     const entry = this.entry(language);
     if (entry === undefined) {
       const available = await this.availableLanguages();
-      throw new UnknownLanguageError(
-        `unsupported language ${JSON.stringify(language)}: available languages are ${available.join(", ") || "none"}`,
-      );
+      throw new UnknownLanguageError(`unsupported language ${JSON.stringify(language)}: available languages are ${available.join(", ") || "none"}`);
     }
     const spec = KernelCatalog.pick(entry, await this.installedSpecs(false)) ?? KernelCatalog.pick(entry, await this.installedSpecs(true));
     if (spec !== undefined) return { entry, spec, factory: this.factoryFor(spec) };

@@ -162,4 +162,3 @@ export async function removeStaleRuntimeDirectories(): Promise<string[]> {
 export async function runtimeBase(): Promise<string> {
   return (await base()).path;
 }
-

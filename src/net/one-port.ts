@@ -8,10 +8,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 
-export type RequestHandler = (
-  req: http.IncomingMessage | http2.Http2ServerRequest,
-  res: http.ServerResponse | http2.Http2ServerResponse,
-) => void;
+export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
 export interface OnePortOptions {
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer } | undefined;

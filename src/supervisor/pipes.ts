@@ -9,7 +9,11 @@ import { forkThread, type RawExit } from "./fork-thread.js";
 import { POST_EXIT_DRAIN_MS } from "./rules.js";
 
 /** Makes the pairs, forks, and closes the child's ends in the agent whatever happens. */
-async function forkWithPairs(request: SpawnRequest, withStdin: boolean, onExit: (exit: RawExit) => void): Promise<{ pid: number; agentEnds: (number | undefined)[] }> {
+async function forkWithPairs(
+  request: SpawnRequest,
+  withStdin: boolean,
+  onExit: (exit: RawExit) => void,
+): Promise<{ pid: number; agentEnds: (number | undefined)[] }> {
   const pairs: [number, number][] = [];
   try {
     for (let i = withStdin ? 0 : 1; i < 3; i++) pairs.push(socketpair());
@@ -23,7 +27,15 @@ async function forkWithPairs(request: SpawnRequest, withStdin: boolean, onExit: 
   const { launch } = request;
   try {
     const pid = await forkThread.start(
-      { file: launch.file, args: launch.args, cwd: request.cwd, env: request.env, stdio, ...(launch.uid !== undefined ? { uid: launch.uid } : {}), ...(launch.gid !== undefined ? { gid: launch.gid } : {}) },
+      {
+        file: launch.file,
+        args: launch.args,
+        cwd: request.cwd,
+        env: request.env,
+        stdio,
+        ...(launch.uid !== undefined ? { uid: launch.uid } : {}),
+        ...(launch.gid !== undefined ? { gid: launch.gid } : {}),
+      },
       onExit,
     );
     return { pid, agentEnds: withStdin ? agentEnds : [undefined, ...agentEnds] };

@@ -28,7 +28,13 @@ export async function spawnPty(request: SpawnRequest, size: { readonly cols: num
   } catch (err) {
     throw new ForkError(`cannot start a terminal for ${request.cmd}: ${(err as Error).message}`, "EAGAIN");
   }
-  const { term, exit } = adoptTerminal(forked, launch.file, launch.args, { cols: size.cols, rows: size.rows, cwd: request.cwd, env: { ...request.env }, encoding: null });
+  const { term, exit } = adoptTerminal(forked, launch.file, launch.args, {
+    cols: size.cols,
+    rows: size.rows,
+    cwd: request.cwd,
+    env: { ...request.env },
+    encoding: null,
+  });
   // Signals come as numbers from node-pty; by name only for a child reaped after its thread died.
   deliverExit = ({ code, signal }) => exit(code ?? 0, typeof signal === "string" ? constants.signals[signal] : (signal ?? 0));
   if (reported !== undefined) deliverExit(reported);

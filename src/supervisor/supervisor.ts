@@ -122,10 +122,13 @@ class SupervisedChild implements Child {
   limitTime(ms: number): void {
     if (this.ended) return;
     clearTimeout(this.deadline);
-    this.deadline = setTimeout(() => {
-      this.timeLimitHit = true;
-      this.signal("SIGKILL");
-    }, Math.max(0, ms));
+    this.deadline = setTimeout(
+      () => {
+        this.timeLimitHit = true;
+        this.signal("SIGKILL");
+      },
+      Math.max(0, ms),
+    );
   }
 }
 

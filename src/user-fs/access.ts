@@ -84,8 +84,7 @@ let pool: FileWorkerPool | undefined;
 const workers = (): FileWorkerPool => (pool ??= new FileWorkerPool());
 
 function userAccess(user: User): FileAccess {
-  const run = <K extends OpName>(op: K, ...args: Parameters<WorkerOps[K]>): Promise<ReturnType<WorkerOps[K]>> =>
-    workers().run(user, op, ...args);
+  const run = <K extends OpName>(op: K, ...args: Parameters<WorkerOps[K]>): Promise<ReturnType<WorkerOps[K]>> => workers().run(user, op, ...args);
   return {
     user,
     asAgent: false,

@@ -39,8 +39,10 @@ export function metadataFromHeaders(headers: Readonly<Record<string, string | st
     if (!name.startsWith("x-metadata-") || raw === undefined) continue;
     const key = name.slice("x-metadata-".length);
     const value = Array.isArray(raw) ? (raw[0] ?? "") : raw;
-    if (key === "" || !PRINTABLE.test(key) || !PRINTABLE.test(value)) return `invalid metadata: ${JSON.stringify(key.slice(0, 64))}: only printable ASCII is kept`;
-    if (Buffer.byteLength(key) > MAX_METADATA_KEY_BYTES) return `invalid metadata: key ${JSON.stringify(key.slice(0, 64))} is longer than ${MAX_METADATA_KEY_BYTES} bytes`;
+    if (key === "" || !PRINTABLE.test(key) || !PRINTABLE.test(value))
+      return `invalid metadata: ${JSON.stringify(key.slice(0, 64))}: only printable ASCII is kept`;
+    if (Buffer.byteLength(key) > MAX_METADATA_KEY_BYTES)
+      return `invalid metadata: key ${JSON.stringify(key.slice(0, 64))} is longer than ${MAX_METADATA_KEY_BYTES} bytes`;
     if (key in metadata) continue;
     metadata[key] = value;
     total += Buffer.byteLength(key) + Buffer.byteLength(value);

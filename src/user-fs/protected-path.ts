@@ -120,7 +120,10 @@ export async function anchorForWriting(access: FileAccess, path: string, options
 /** Component by component, each directory opened relative to the one before it. */
 async function walk(access: FileAccess, path: string, options: AnchorOptions): Promise<Anchor> {
   const uid = access.user.uid;
-  const pending = path.split("/").filter((name) => name !== "").reverse();
+  const pending = path
+    .split("/")
+    .filter((name) => name !== "")
+    .reverse();
   let fd = await access.open("/", DIR_HANDLE);
   let shown = "/";
   let links = 0;
@@ -159,7 +162,12 @@ async function walk(access: FileAccess, path: string, options: AnchorOptions): P
         }
         if (++links > MAX_LINKS) throw errnoError("ELOOP", `too many levels of symbolic links: ${path}`);
         const target = await access.readlink(here);
-        pending.push(...target.split("/").filter((part) => part !== "").reverse());
+        pending.push(
+          ...target
+            .split("/")
+            .filter((part) => part !== "")
+            .reverse(),
+        );
         if (target.startsWith("/")) await moveTo(await access.open("/", DIR_HANDLE), "/");
         continue;
       }
@@ -203,7 +211,14 @@ export async function nearestDirectory(access: FileAccess, path: string): Promis
   for (let dir = posix.normalize(path); ; dir = posix.dirname(dir)) {
     // A cheap look first: anchoring a path that is not there walks it from the root, and doing
     // that once per missing level of a deep path would cost the square of its depth.
-    if (dir !== "/" && !(await access.stat(dir).then((st) => st.isDirectory(), () => false))) continue;
+    if (
+      dir !== "/" &&
+      !(await access.stat(dir).then(
+        (st) => st.isDirectory(),
+        () => false,
+      ))
+    )
+      continue;
     if (dir === "/") {
       const fd = await access.open("/", DIR_HANDLE);
       return { dir: viaFd(fd), shown: "/", close: closeOnce(fd) };

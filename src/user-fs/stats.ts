@@ -6,8 +6,7 @@ import { constants, type Stats } from "node:fs";
 
 export type FileStats = Pick<
   Stats,
-  | "isFile" | "isDirectory" | "isSymbolicLink" | "dev" | "ino" | "mode" | "uid" | "gid" | "size"
-  | "mtimeMs" | "ctimeMs" | "atimeMs" | "atime" | "mtime"
+  "isFile" | "isDirectory" | "isSymbolicLink" | "dev" | "ino" | "mode" | "uid" | "gid" | "size" | "mtimeMs" | "ctimeMs" | "atimeMs" | "atime" | "mtime"
 >;
 
 /** The numbers of a stats result, as they travel between threads. */

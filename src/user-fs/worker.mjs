@@ -13,8 +13,15 @@ import { parentPort } from "node:worker_threads";
 const creds = createRequire(import.meta.url)("../../native/fs-creds/build/Release/fs_creds.node");
 
 const recordOf = (st) => ({
-  dev: st.dev, ino: st.ino, mode: st.mode, uid: st.uid, gid: st.gid, size: st.size,
-  atimeMs: st.atimeMs, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs,
+  dev: st.dev,
+  ino: st.ino,
+  mode: st.mode,
+  uid: st.uid,
+  gid: st.gid,
+  size: st.size,
+  atimeMs: st.atimeMs,
+  mtimeMs: st.mtimeMs,
+  ctimeMs: st.ctimeMs,
 });
 
 const errorRecord = (err) => ({ message: err?.message ?? String(err), code: err?.code, errno: err?.errno, syscall: err?.syscall, path: err?.path });

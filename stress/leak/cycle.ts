@@ -72,7 +72,9 @@ export class StepTimes {
       return { name, p50: at(0.5), p95: at(0.95), max: sorted[sorted.length - 1] ?? Number.NaN, n: sorted.length };
     });
     rows.sort((a, b) => b.p50 - a.p50);
-    return rows.map((r) => `${r.name.padEnd(16)} n=${String(r.n).padEnd(6)} p50 ${r.p50.toFixed(1)} ms, p95 ${r.p95.toFixed(1)} ms, max ${r.max.toFixed(0)} ms`);
+    return rows.map(
+      (r) => `${r.name.padEnd(16)} n=${String(r.n).padEnd(6)} p50 ${r.p50.toFixed(1)} ms, p95 ${r.p95.toFixed(1)} ms, max ${r.max.toFixed(0)} ms`,
+    );
   }
 }
 
@@ -82,7 +84,9 @@ export async function runCycle(cycle: number, plan: CyclePlan, env: CycleEnv, ti
     ["start", () => startEcho(ctx)],
     ["attach", () => attach(ctx)],
     ["execute", () => execute(ctx, env.contextId)],
-    cycle % plan.watchEventEvery === 0 ? ["watch-event", () => watchStream(ctx, env.watchDir, true)] : ["watch-cancel", () => watchStream(ctx, env.watchDir, false)],
+    cycle % plan.watchEventEvery === 0
+      ? ["watch-event", () => watchStream(ctx, env.watchDir, true)]
+      : ["watch-cancel", () => watchStream(ctx, env.watchDir, false)],
   ];
   if (cycle % plan.ptyEvery === 0) ops.push(["start-pty", () => startPty(ctx)]);
   if (cycle % plan.polledWatchEvery === 0) ops.push(["watch-polled", () => watchPolled(ctx, env.polledDir)]);

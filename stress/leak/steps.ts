@@ -35,7 +35,10 @@ interface ProcessOutcome {
   end: { exitCode: number; status: string } | undefined;
 }
 
-async function readProcess(stream: AsyncIterable<{ event?: ProcessEvent }>, into: ProcessOutcome = { pid: undefined, output: "", end: undefined }): Promise<ProcessOutcome> {
+async function readProcess(
+  stream: AsyncIterable<{ event?: ProcessEvent }>,
+  into: ProcessOutcome = { pid: undefined, output: "", end: undefined },
+): Promise<ProcessOutcome> {
   for await (const message of stream) {
     const event = message.event?.event;
     if (event?.case === "start") into.pid = event.value.pid;
@@ -85,8 +88,14 @@ export async function attach(ctx: StepContext): Promise<void> {
   if (hello.done === true || hello.value.event?.event.case !== "start") throw new Error("attach: Connect did not begin with a start event");
   const pid = hello.value.event.event.value.pid;
   // Connect subscribed before its start event: what the process prints from here on reaches it.
-  await process.sendInput({ process: { selector: { case: "pid", value: pid } }, input: { input: { case: "stdin", value: Buffer.from(`${word}\n`) } } }, options(ctx));
-  const [viaConnect, viaStart] = await Promise.all([readProcess({ [Symbol.asyncIterator]: () => attached }, { pid, output: "", end: undefined }), startOutcome]);
+  await process.sendInput(
+    { process: { selector: { case: "pid", value: pid } }, input: { input: { case: "stdin", value: Buffer.from(`${word}\n`) } } },
+    options(ctx),
+  );
+  const [viaConnect, viaStart] = await Promise.all([
+    readProcess({ [Symbol.asyncIterator]: () => attached }, { pid, output: "", end: undefined }),
+    startOutcome,
+  ]);
   expectEnd("attach (Connect)", viaConnect, `got ${word}\n`);
   expectEnd("attach (Start)", viaStart, `got ${word}\n`);
 }

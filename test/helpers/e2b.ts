@@ -115,10 +115,7 @@ export interface E2bSession {
 }
 
 /** A real agent and the control-plane stand-in, with the SDKs' environment pointing at them. */
-export async function startE2bSession(
-  overrides: Parameters<typeof startTestAgent>[0] = {},
-  options: E2bControlPlaneOptions = {},
-): Promise<E2bSession> {
+export async function startE2bSession(overrides: Parameters<typeof startTestAgent>[0] = {}, options: E2bControlPlaneOptions = {}): Promise<E2bSession> {
   const agent = await startTestAgent(overrides);
   const controlPlane = await startE2bControlPlane(agent, options);
   e2bEnvironment(controlPlane, agent);

@@ -3,13 +3,7 @@
  * the shape a reader checks (stdout, stderr, results, errors, the main result).
  */
 import type { Client } from "@connectrpc/connect";
-import {
-  ContextService,
-  ExecutionService,
-  type Error as ExecutionError,
-  type ExecuteResponse,
-  type Result,
-} from "../../src/gen/sandboxagent/api_pb.js";
+import { ContextService, ExecutionService, type Error as ExecutionError, type ExecuteResponse, type Result } from "../../src/gen/sandboxagent/api_pb.js";
 import { AUTH, client, startTestAgent, tempDir, type TestAgent } from "./agent.js";
 
 export interface Collected {

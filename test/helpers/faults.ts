@@ -52,12 +52,7 @@ export function getOnce(baseUrl: string, path: string, headers: Record<string, s
 }
 
 /** POST on a connection of its own that closes after the answer. */
-export function postOnce(
-  baseUrl: string,
-  path: string,
-  headers: Record<string, string>,
-  body: Buffer,
-): Promise<{ status: number; body: string }> {
+export function postOnce(baseUrl: string, path: string, headers: Record<string, string>, body: Buffer): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
       new URL(path, baseUrl),
@@ -152,10 +147,14 @@ function targetDiff(before: readonly string[], after: readonly string[]): { gain
 export async function expectBackToBaseline(agent: TestAgent, baseline: Held, timeoutMs = 20_000): Promise<void> {
   let last: Held | undefined;
   try {
-    await eventually(async () => {
-      last = await heldBy(agent);
-      return sameHolding(baseline, last);
-    }, timeoutMs, 100);
+    await eventually(
+      async () => {
+        last = await heldBy(agent);
+        return sameHolding(baseline, last);
+      },
+      timeoutMs,
+      100,
+    );
   } catch {
     const now = last ?? (await heldBy(agent));
     const { gained, lost } = targetDiff(baseline.fdTargets, now.fdTargets);

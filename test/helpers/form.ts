@@ -49,11 +49,7 @@ export interface Posted {
 }
 
 /** POSTs a hand-built multipart body with fetch. */
-export async function postForm(
-  url: string,
-  parts: readonly Part[],
-  headers: Record<string, string> = AUTH,
-): Promise<Posted> {
+export async function postForm(url: string, parts: readonly Part[], headers: Record<string, string> = AUTH): Promise<Posted> {
   const b = boundary();
   const res = await fetch(url, {
     method: "POST",

@@ -52,7 +52,7 @@ export function sdkEnvironment(controlPlane: ControlPlane): void {
   process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
 }
 
-export type SdkSandbox = Awaited<ReturnType<(typeof import("@scalebox/sdk"))["Sandbox"]["create"]>>;
+export type SdkSandbox = Awaited<ReturnType<typeof import("@scalebox/sdk")["Sandbox"]["create"]>>;
 
 export interface SdkSession {
   readonly agent: TestAgent;

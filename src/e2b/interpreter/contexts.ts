@@ -94,7 +94,9 @@ export class InterpreterContexts {
   async ensureDefaults(user: User): Promise<void> {
     await Promise.all(
       DEFAULT_LANGUAGES.map((language) =>
-        this.startDefault(language, user, { evictable: () => false }).catch((err: Error) => this.log?.warn({ language, err: err.message }, "cannot start an E2B default context")),
+        this.startDefault(language, user, { evictable: () => false }).catch((err: Error) =>
+          this.log?.warn({ language, err: err.message }, "cannot start an E2B default context"),
+        ),
       ),
     );
   }

@@ -35,7 +35,13 @@ export function createInterpreterServer(handler: RequestHandler, options: OnePor
  * Listens on `port`; when it cannot (taken, most likely by another agent or E2B's own server), says
  * so and returns undefined: the main port serves the same routes, so the agent goes on without it.
  */
-export async function listenInterpreter(handler: RequestHandler, host: string, port: number, options: OnePortOptions, log: Logger): Promise<InterpreterListener | undefined> {
+export async function listenInterpreter(
+  handler: RequestHandler,
+  host: string,
+  port: number,
+  options: OnePortOptions,
+  log: Logger,
+): Promise<InterpreterListener | undefined> {
   const server = createInterpreterServer(handler, options);
   try {
     await new Promise<void>((resolve, reject) => {

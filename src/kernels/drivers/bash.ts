@@ -41,7 +41,6 @@ function initScript(dir: string): string {
   return `__sa_dir=${shellQuote(dir)}\n${INIT_SCRIPT}`;
 }
 
-
 /** The control line for one cell: fixed text apart from the agent's own random token. */
 const controlLine = (token: string, withEnv: boolean): string =>
   `__sa_pre ${token} ${withEnv ? 1 : 0}; builtin source "$__sa_dir/cell.sh" </dev/null; __sa_post ${token}\n`;
@@ -104,7 +103,11 @@ class BashSession implements DriverSession {
 
   private async ready(): Promise<void> {
     const token = newToken();
-    const finished = this.awaitMarkers(token, (text) => this.process.noteDiagnostic(text), (text) => this.process.noteDiagnostic(text));
+    const finished = this.awaitMarkers(
+      token,
+      (text) => this.process.noteDiagnostic(text),
+      (text) => this.process.noteDiagnostic(text),
+    );
     this.process.write(initScript(this.files.dir));
     this.process.write(`__sa_post ${token}\n`);
     const outcome = await finished;

@@ -4,15 +4,7 @@
  * as that cell's error and replaced at the next execution, a process that dies otherwise reported
  * as KernelDiedError, restart and shutdown that settle a running execution as "aborted".
  */
-import {
-  KernelDiedError,
-  type ExecuteOptions,
-  type ExecuteOutcome,
-  type Kernel,
-  type KernelEvent,
-  type KernelFactory,
-  type KernelState,
-} from "../kernel.js";
+import { KernelDiedError, type ExecuteOptions, type ExecuteOutcome, type Kernel, type KernelEvent, type KernelFactory, type KernelState } from "../kernel.js";
 import type { ProcessExit } from "./driver-process.js";
 import { describeExit } from "./driver-process.js";
 

@@ -38,13 +38,7 @@ import { LAUNCHER_CLASS, LAUNCHER_SOURCE } from "./jshell-launcher.js";
  * Serial GC: a smaller, faster-starting JVM, which suits one JVM per context. The java.util opening
  * is what lets the launcher write the environment map.
  */
-const JVM_OPTIONS = [
-  "-XX:+UseSerialGC",
-  "-Djava.awt.headless=true",
-  "-Dfile.encoding=UTF-8",
-  "--add-opens",
-  "java.base/java.util=ALL-UNNAMED",
-];
+const JVM_OPTIONS = ["-XX:+UseSerialGC", "-Djava.awt.headless=true", "-Dfile.encoding=UTF-8", "--add-opens", "java.base/java.util=ALL-UNNAMED"];
 
 export interface JShellDriverConfig {
   /** The JDK to use; found from JAVA_HOME or the `jshell` on PATH when not given. */
@@ -82,7 +76,8 @@ async function compileInto(dir: string, jdk: Jdk): Promise<void> {
   try {
     const ran = await runToEnd(jdk.javac, ["-nowarn", "-d", dir, source], { cwd: dir, timeoutMs: 120_000 });
     if (ran.timedOut) failure = "javac took longer than 120 s";
-    else if (ran.exit.kind !== "exited" || ran.exit.code !== 0) failure = ran.stderr.trim() || ran.stdout.trim() || `javac ended with ${JSON.stringify(ran.exit)}`;
+    else if (ran.exit.kind !== "exited" || ran.exit.code !== 0)
+      failure = ran.stderr.trim() || ran.stdout.trim() || `javac ended with ${JSON.stringify(ran.exit)}`;
   } catch (err) {
     failure = err instanceof Error ? err.message : String(err);
   }

@@ -379,7 +379,10 @@ export function errorFromReply(content: JsonObject, stderr: string): KernelEvent
   }
   const match = ERROR_LINE.exec(stderr);
   if (match !== null) return { kind: "error", name: match[1]!, value: match[2]!, traceback };
-  const firstLine = stderr.split("\n").find((line) => line.trim() !== "")?.trim();
+  const firstLine = stderr
+    .split("\n")
+    .find((line) => line.trim() !== "")
+    ?.trim();
   return { kind: "error", name: "Error", value: firstLine ?? "the kernel reported a failure without details", traceback };
 }
 

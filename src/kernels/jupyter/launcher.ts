@@ -138,9 +138,7 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
   if (`${prefix}-pipe`.length > MAX_SOCKET_PATH) throw new Error(`kernel socket paths under ${dir} would be too long for Unix sockets`);
   const key = randomBytes(32).toString("hex");
   const isolated = listensOnlyOnTcp(spec);
-  const file = isolated
-    ? connectionFile("tcp", "127.0.0.1", NAMESPACE_PORTS, key, spec.name)
-    : connectionFile("ipc", prefix, IPC_PORTS, key, spec.name);
+  const file = isolated ? connectionFile("tcp", "127.0.0.1", NAMESPACE_PORTS, key, spec.name) : connectionFile("ipc", prefix, IPC_PORTS, key, spec.name);
   // Written while the directory is still the agent's: the user gets it only once the file is in
   // place, so no link of theirs can stand where the agent writes.
   const connectionPath = join(dir, "connection.json");
@@ -161,7 +159,12 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
   const argv = spec.argv.map((arg) => arg.replaceAll("{connection_file}", connectionPath).replaceAll("{resource_dir}", spec.resourceDir));
   // launchAs starts it through the launcher, which closes every descriptor but stdio (user-spawn.ts).
   const launch: Launch = isolated
-    ? await namespacedLaunch(user, argv, SOCKETS.map((socket) => [`${prefix}-${IPC_PORTS[socket]}`, NAMESPACE_PORTS[socket]] as const), spec.name)
+    ? await namespacedLaunch(
+        user,
+        argv,
+        SOCKETS.map((socket) => [`${prefix}-${IPC_PORTS[socket]}`, NAMESPACE_PORTS[socket]] as const),
+        spec.name,
+      )
     : launchAs(user, argv[0]!, argv.slice(1), { pty: false });
   let output = "";
   let done = false;

@@ -51,9 +51,7 @@ function sign(key: Buffer, parts: readonly Buffer[]): string {
 
 /** Frames to send from a DEALER socket (no routing ids). */
 export function encode(key: Buffer, message: Omit<JupyterMessage, "buffers"> & { buffers?: readonly Buffer[] }): Buffer[] {
-  const parts = [message.header, message.parentHeader, message.metadata, message.content].map((part) =>
-    Buffer.from(JSON.stringify(part)),
-  );
+  const parts = [message.header, message.parentHeader, message.metadata, message.content].map((part) => Buffer.from(JSON.stringify(part)));
   return [Buffer.from(DELIMITER), Buffer.from(sign(key, parts)), ...parts, ...(message.buffers ?? [])];
 }
 

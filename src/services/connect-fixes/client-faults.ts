@@ -84,7 +84,10 @@ function rewriteJsonError(bytes: Uint8Array, errorOf: (json: Record<string, unkn
 function grpcWebTrailer(payload: Uint8Array): Uint8Array | undefined {
   const lines = new TextDecoder().decode(payload).split("\r\n");
   const headerValue = (name: string): string | undefined =>
-    lines.find((line) => line.toLowerCase().startsWith(`${name}:`))?.slice(name.length + 1).trim();
+    lines
+      .find((line) => line.toLowerCase().startsWith(`${name}:`))
+      ?.slice(name.length + 1)
+      .trim();
   if (headerValue("grpc-status") !== GRPC_INTERNAL || !CLIENT_FAULT.test(percentDecoded(headerValue("grpc-message") ?? ""))) return undefined;
   const fixed = lines.map((line) => (line.toLowerCase().startsWith("grpc-status:") ? `grpc-status: ${GRPC_INVALID_ARGUMENT}` : line));
   return new TextEncoder().encode(fixed.join("\r\n"));
@@ -92,11 +95,15 @@ function grpcWebTrailer(payload: Uint8Array): Uint8Array | undefined {
 
 /** gRPC's status is in the trailers, final once the body has been read to its end. */
 function fixTrailerAfter(body: AsyncIterable<Uint8Array>, trailer: Headers | undefined): AsyncIterable<Uint8Array> {
-  return mapBody(body, (chunk) => chunk, () => {
-    if (trailer?.get("grpc-status") === GRPC_INTERNAL && CLIENT_FAULT.test(percentDecoded(trailer.get("grpc-message") ?? ""))) {
-      trailer.set("grpc-status", GRPC_INVALID_ARGUMENT);
-    }
-  });
+  return mapBody(
+    body,
+    (chunk) => chunk,
+    () => {
+      if (trailer?.get("grpc-status") === GRPC_INTERNAL && CLIENT_FAULT.test(percentDecoded(trailer.get("grpc-message") ?? ""))) {
+        trailer.set("grpc-status", GRPC_INVALID_ARGUMENT);
+      }
+    },
+  );
 }
 
 /**

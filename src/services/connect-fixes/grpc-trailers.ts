@@ -22,10 +22,14 @@ export const boundGrpcMessages: HandlerWrap = (next) => async (req) => {
   if (res.body === undefined || trailer === undefined || !type.startsWith("application/grpc") || type.startsWith("application/grpc-web")) return res;
   return {
     ...res,
-    body: mapBody(res.body, (chunk) => chunk, () => {
-      const message = trailer.get("grpc-message");
-      if (message !== null && message.length > MAX_ENCODED_BYTES) trailer.set("grpc-message", shortened(message));
-    }),
+    body: mapBody(
+      res.body,
+      (chunk) => chunk,
+      () => {
+        const message = trailer.get("grpc-message");
+        if (message !== null && message.length > MAX_ENCODED_BYTES) trailer.set("grpc-message", shortened(message));
+      },
+    ),
   };
 };
 

@@ -84,7 +84,10 @@ function refuseUnencodable(text: string): void {
     throw new ConnectError(`cannot decode message from JSON: ${message.replace(UNPAIRED_SURROGATES, "\uFFFD")}`, Code.InvalidArgument);
   }
   if (holdsUnpairedSurrogate(parsed)) {
-    throw new ConnectError("invalid JSON: a string holds an unpaired UTF-16 surrogate escape (\\uD800-\\uDFFF), which is not Unicode text", Code.InvalidArgument);
+    throw new ConnectError(
+      "invalid JSON: a string holds an unpaired UTF-16 surrogate escape (\\uD800-\\uDFFF), which is not Unicode text",
+      Code.InvalidArgument,
+    );
   }
 }
 

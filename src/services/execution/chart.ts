@@ -6,14 +6,7 @@
  * reported: the display still reaches the caller as JSON (or the figure as PNG).
  */
 import { create } from "@bufbuild/protobuf";
-import {
-  ChartElementSchema,
-  ChartSchema,
-  PointSchema,
-  type Chart,
-  type ChartElement,
-  type Point,
-} from "../../gen/sandboxagent/api_pb.js";
+import { ChartElementSchema, ChartSchema, PointSchema, type Chart, type ChartElement, type Point } from "../../gen/sandboxagent/api_pb.js";
 
 /** The MIME type the formatter registers for matplotlib figures. */
 export const CHART_MIME = "application/vnd.sandbox-agent.chart+json";

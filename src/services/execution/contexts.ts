@@ -202,7 +202,10 @@ export class ContextRegistry {
     try {
       return await factory.create({ cwd: directory, env: this.sandboxEnv(), user });
     } catch (err) {
-      throw new ConnectError(`cannot start a kernel for language ${JSON.stringify(language)} (${factory.description}): ${(err as Error).message}`, Code.FailedPrecondition);
+      throw new ConnectError(
+        `cannot start a kernel for language ${JSON.stringify(language)} (${factory.description}): ${(err as Error).message}`,
+        Code.FailedPrecondition,
+      );
     }
   }
 

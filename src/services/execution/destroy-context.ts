@@ -1,10 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
-import {
-  DestroyContextResponseSchema,
-  type DestroyContextRequest,
-  type DestroyContextResponse,
-} from "../../gen/sandboxagent/api_pb.js";
+import { DestroyContextResponseSchema, type DestroyContextRequest, type DestroyContextResponse } from "../../gen/sandboxagent/api_pb.js";
 import { callerOf } from "../caller.js";
 import type { ContextRegistry } from "./contexts.js";
 

@@ -108,14 +108,26 @@ export async function runExecution(context: ExecutionContext, options: RunOption
     const restartsBefore = context.restarts;
     const startedAt = new Date();
     const execution = kernel.execute(options.code, { env: options.env, onEvent: results.onEvent });
-    const first = await Promise.race([execution.then(() => "done" as const, () => "done" as const), watch.stopped]);
+    const first = await Promise.race([
+      execution.then(
+        () => "done" as const,
+        () => "done" as const,
+      ),
+      watch.stopped,
+    ]);
 
     let stop: Stop | undefined;
     let restarted = false;
     if (first !== "done") {
       stop = first;
       await kernel.interrupt().catch(() => undefined);
-      const settled = await Promise.race([execution.then(() => "done" as const, () => "done" as const), sleep(INTERRUPT_GRACE_MS)]);
+      const settled = await Promise.race([
+        execution.then(
+          () => "done" as const,
+          () => "done" as const,
+        ),
+        sleep(INTERRUPT_GRACE_MS),
+      ]);
       if (settled === "grace") {
         restarted = true;
         options.log?.info({ context: context.id, kernel: kernel.name }, "execution ignored an interrupt; restarting its kernel");
@@ -150,18 +162,15 @@ export async function runExecution(context: ExecutionContext, options: RunOption
     } else if (stop === "timeout") {
       let value: string;
       if (restarted) value = `${limit} and did not stop when interrupted, so its kernel was restarted: variables and imports of this context are lost`;
-      else if (died !== undefined) value = `${limit}; when interrupted, ${died.message}, so the next execution starts a new kernel: variables and imports of this context are lost`;
+      else if (died !== undefined)
+        value = `${limit}; when interrupted, ${died.message}, so the next execution starts a new kernel: variables and imports of this context are lost`;
       else value = `${limit} and was interrupted; the context keeps its state`;
       results.error("ExecutionTimeoutError", value, "");
       // A caller still reading has been told; one that left hears about it at its next execution.
       if (listening) context.takeDeathNotice();
     } else if (died !== undefined && stop === undefined) {
       context.takeDeathNotice();
-      results.error(
-        "DeadKernelError",
-        `${died.message} during the execution; the next execution starts a new kernel, and earlier state is lost`,
-        "",
-      );
+      results.error("DeadKernelError", `${died.message} during the execution; the next execution starts a new kernel, and earlier state is lost`, "");
     } else if (outcome?.status === "aborted") {
       results.error("ExecutionAbortedError", "the kernel aborted the execution without running it", "");
     }

@@ -104,7 +104,10 @@ export class EventClassifier {
 
   private settleLater(name: string): void {
     if (this.disposed || this.settling.has(name)) return;
-    this.settling.set(name, setTimeout(() => void this.settle(name), SETTLE_MS));
+    this.settling.set(
+      name,
+      setTimeout(() => void this.settle(name), SETTLE_MS),
+    );
   }
 
   private async settle(name: string): Promise<void> {

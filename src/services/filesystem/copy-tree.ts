@@ -72,9 +72,7 @@ async function copyTree(access: FileAccess, pool: FsPool, source: SourceEntry, t
       await access.mkdir(target, { recursive: false, mode: 0o700 });
       const inside = `/proc/self/fd/${fd}`;
       const names = await access.readdir(inside);
-      await Promise.all(
-        names.map((name) => copyTree(access, pool, { dir: inside, name, shown: posix.join(source.shown, name) }, posix.join(target, name))),
-      );
+      await Promise.all(names.map((name) => copyTree(access, pool, { dir: inside, name, shown: posix.join(source.shown, name) }, posix.join(target, name))));
     } finally {
       await closeAsync(fd).catch(() => undefined);
     }

@@ -8,7 +8,13 @@ import { groupName, userName } from "../../users.js";
 
 const S_IFMT = 0o170000;
 const TYPE_CHAR: Readonly<Record<number, string>> = {
-  0o040000: "d", 0o120000: "l", 0o020000: "c", 0o060000: "b", 0o010000: "p", 0o140000: "s", 0o100000: "-",
+  0o040000: "d",
+  0o120000: "l",
+  0o020000: "c",
+  0o060000: "b",
+  0o010000: "p",
+  0o140000: "s",
+  0o100000: "-",
 };
 
 const permissionsByMode = new Map<number, string>();
@@ -26,13 +32,18 @@ export function permissionString(mode: number): string {
 
 function formatPermissions(mode: number): string {
   const bit = (mask: number, ch: string): string => (mode & mask ? ch : "-");
-  const special = (exec: number, flag: number, on: string): string =>
-    mode & flag ? (mode & exec ? on : on.toUpperCase()) : mode & exec ? "x" : "-";
+  const special = (exec: number, flag: number, on: string): string => (mode & flag ? (mode & exec ? on : on.toUpperCase()) : mode & exec ? "x" : "-");
   return (
     (TYPE_CHAR[mode & S_IFMT] ?? "?") +
-    bit(0o400, "r") + bit(0o200, "w") + special(0o100, 0o4000, "s") +
-    bit(0o040, "r") + bit(0o020, "w") + special(0o010, 0o2000, "s") +
-    bit(0o004, "r") + bit(0o002, "w") + special(0o001, 0o1000, "t")
+    bit(0o400, "r") +
+    bit(0o200, "w") +
+    special(0o100, 0o4000, "s") +
+    bit(0o040, "r") +
+    bit(0o020, "w") +
+    special(0o010, 0o2000, "s") +
+    bit(0o004, "r") +
+    bit(0o002, "w") +
+    special(0o001, 0o1000, "t")
   );
 }
 
@@ -59,14 +70,16 @@ const liveNames: Names = { user: userName, group: groupName };
 export function memoizedNames(): Names {
   const users = new Map<number, string>();
   const groups = new Map<number, string>();
-  const memo = (cache: Map<number, string>, lookup: (id: number) => string) => (id: number): string => {
-    let name = cache.get(id);
-    if (name === undefined) {
-      name = lookup(id);
-      cache.set(id, name);
-    }
-    return name;
-  };
+  const memo =
+    (cache: Map<number, string>, lookup: (id: number) => string) =>
+    (id: number): string => {
+      let name = cache.get(id);
+      if (name === undefined) {
+        name = lookup(id);
+        cache.set(id, name);
+      }
+      return name;
+    };
   return { user: memo(users, userName), group: memo(groups, groupName) };
 }
 
@@ -83,10 +96,7 @@ export interface LinkInfo {
 }
 
 export async function linkInfo(access: FileAccess, path: string): Promise<LinkInfo> {
-  const [target, targetStats] = await Promise.all([
-    access.readlink(path).catch(() => undefined),
-    access.stat(path).catch(() => undefined),
-  ]);
+  const [target, targetStats] = await Promise.all([access.readlink(path).catch(() => undefined), access.stat(path).catch(() => undefined)]);
   return { target, targetStats };
 }
 

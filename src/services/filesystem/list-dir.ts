@@ -81,4 +81,3 @@ function unreadable(listed: EntryInfo[]): (err: unknown) => EntryInfo[] {
 }
 
 const isGone = (err: unknown): boolean => errnoOf(err) === "ENOENT" || errnoOf(err) === "ENOTDIR";
-

@@ -15,7 +15,6 @@ import { eventMessage } from "./event-entry.js";
 import { resolveFor } from "./resolve.js";
 import type { WatchEvent, WatchGroup } from "./watch.js";
 
-
 export interface WatchDirOptions {
   readonly watches: WatchGroup;
   /** Events held for a client that reads slower than they happen. */
@@ -57,15 +56,21 @@ export function watchDirHandler(options: WatchDirOptions) {
 
     const buffer = new EventBuffer<WatchEvent>(options.maxQueued);
     let ended: { error?: ConnectError } | undefined;
-    const watch = await options.watches.open(access, path, req.recursive, {
-      events: (batch) => {
-        for (const event of batch) buffer.push(event);
+    const watch = await options.watches.open(
+      access,
+      path,
+      req.recursive,
+      {
+        events: (batch) => {
+          for (const event of batch) buffer.push(event);
+        },
+        ended: (error) => {
+          ended = { error };
+          buffer.wake();
+        },
       },
-      ended: (error) => {
-        ended = { error };
-        buffer.wake();
-      },
-    }, ctx.signal);
+      ctx.signal,
+    );
 
     let keepaliveDue = false;
     const keepalive = setInterval(() => {
@@ -92,10 +97,7 @@ export function watchDirHandler(options: WatchDirOptions) {
         }
         const lost = buffer.takeLost();
         if (lost > 0) {
-          throw new ConnectError(
-            `events lost: ${lost} (the client fell more than ${buffer.capacity} events behind); watch again`,
-            Code.ResourceExhausted,
-          );
+          throw new ConnectError(`events lost: ${lost} (the client fell more than ${buffer.capacity} events behind); watch again`, Code.ResourceExhausted);
         }
         if (ended !== undefined) {
           if (ended.error !== undefined) throw ended.error;

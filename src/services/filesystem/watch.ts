@@ -236,10 +236,7 @@ const isWatchOf = (details: unknown, path: string): boolean =>
 function watchError(err: unknown, path: string): ConnectError {
   // inotify says ENOSPC when the per-user watch limit is reached, not when the disk is full.
   if (errnoOf(err) === "ENOSPC") {
-    return new ConnectError(
-      `out of resources: watch ${path}: inotify watch limit reached (raise fs.inotify.max_user_watches)`,
-      Code.ResourceExhausted,
-    );
+    return new ConnectError(`out of resources: watch ${path}: inotify watch limit reached (raise fs.inotify.max_user_watches)`, Code.ResourceExhausted);
   }
   return fsConnectError(err, "watch", path);
 }

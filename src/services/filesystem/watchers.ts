@@ -66,14 +66,20 @@ export class PolledWatchers {
       idle: undefined,
       ended: undefined,
     };
-    polled.watch = await this.options.watches.open(access, path, recursive, {
-      events: (batch) => {
-        for (const event of batch) polled.buffer.push(event);
+    polled.watch = await this.options.watches.open(
+      access,
+      path,
+      recursive,
+      {
+        events: (batch) => {
+          for (const event of batch) polled.buffer.push(event);
+        },
+        ended: (error) => {
+          polled.ended = { error };
+        },
       },
-      ended: (error) => {
-        polled.ended = { error };
-      },
-    }, signal);
+      signal,
+    );
     // Counted from readiness: the scan of a large tree is not idleness. unref: an abandoned
     // watcher must not keep a stopping process alive.
     polled.idle = setTimeout(() => void this.remove(id).catch(() => undefined), this.options.idleMs).unref();
@@ -124,7 +130,9 @@ export function watcherHandlers(watchers: PolledWatchers) {
     async createWatcher(req: CreateWatcherRequest, ctx: HandlerContext): Promise<CreateWatcherResponse> {
       const user = callerOf(ctx);
       const path = resolveFor(req.path, user);
-      return create(CreateWatcherResponseSchema, { watcherId: await watchers.create(fileAccessFor(user), path, req.recursive, req.includeEntry ?? false, ctx.signal) });
+      return create(CreateWatcherResponseSchema, {
+        watcherId: await watchers.create(fileAccessFor(user), path, req.recursive, req.includeEntry ?? false, ctx.signal),
+      });
     },
 
     async getWatcherEvents(req: GetWatcherEventsRequest, ctx: HandlerContext): Promise<GetWatcherEventsResponse> {

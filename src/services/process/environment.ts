@@ -18,4 +18,3 @@ export function buildEnvironment(user: User, requested: Readonly<Record<string, 
   if (options.pty) env.TERM = "xterm-256color";
   return { ...env, ...options.sandbox, ...requested, ...(options.pty ? { PWD: options.cwd } : {}) };
 }
-

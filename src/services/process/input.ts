@@ -59,11 +59,7 @@ export async function sendInput(table: ProcessTable, req: SendInputRequest, ctx:
 }
 
 /** The first message selects the process; data messages follow and are written in order. */
-export async function streamInput(
-  table: ProcessTable,
-  requests: AsyncIterable<StreamInputRequest>,
-  ctx: HandlerContext,
-): Promise<StreamInputResponse> {
+export async function streamInput(table: ProcessTable, requests: AsyncIterable<StreamInputRequest>, ctx: HandlerContext): Promise<StreamInputResponse> {
   const caller = actingUser(ctx);
   let proc: ManagedProcess | undefined;
   for await (const req of requests) {

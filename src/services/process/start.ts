@@ -22,12 +22,7 @@ function timeLimitMs(ctx: HandlerContext): number | undefined {
  * still there, and the stream ends with the end event followed by `deadline_exceeded`. A client
  * that leaves earlier only detaches.
  */
-export async function* start(
-  table: ProcessTable,
-  settings: SandboxSettings,
-  req: StartRequest,
-  ctx: HandlerContext,
-): AsyncGenerator<StartResponse> {
+export async function* start(table: ProcessTable, settings: SandboxSettings, req: StartRequest, ctx: HandlerContext): AsyncGenerator<StartResponse> {
   const limitMs = timeLimitMs(ctx);
   const plan = await planStart(req, actingUser(ctx), settings);
   // A client that gave up while the checks ran would never learn the pid: start nothing for it.

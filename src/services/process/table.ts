@@ -124,7 +124,10 @@ export class ProcessTable {
       const holders = index.holders(tag);
       if (holders.length > 1) {
         const pids = holders.map((proc) => proc.pid).join(", ");
-        throw new ConnectError(`processes of ${holders.length} users have tag ${JSON.stringify(tag)} (pids ${pids}): select it by pid`, Code.FailedPrecondition);
+        throw new ConnectError(
+          `processes of ${holders.length} users have tag ${JSON.stringify(tag)} (pids ${pids}): select it by pid`,
+          Code.FailedPrecondition,
+        );
       }
       if (holders.length === 1) return holders[0];
     }

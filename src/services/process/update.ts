@@ -12,7 +12,8 @@ export function update(table: ProcessTable, req: UpdateRequest, ctx: HandlerCont
   const size = req.pty?.size;
   if (size === undefined) throw new ConnectError("nothing to update: give pty.size", Code.InvalidArgument);
   if (size.cols === 0 || size.rows === 0) throw new ConnectError(`invalid terminal size ${size.cols}x${size.rows}`, Code.InvalidArgument);
-  if (size.cols > MAX_PTY_SIDE || size.rows > MAX_PTY_SIDE) throw new ConnectError(`terminal size ${size.cols}x${size.rows} is too large`, Code.InvalidArgument);
+  if (size.cols > MAX_PTY_SIDE || size.rows > MAX_PTY_SIDE)
+    throw new ConnectError(`terminal size ${size.cols}x${size.rows} is too large`, Code.InvalidArgument);
   if (proc.kind !== "pty") throw new ConnectError(`process ${proc.pid} has no terminal to resize`, Code.FailedPrecondition);
   try {
     proc.resize(size.cols, size.rows);

@@ -34,7 +34,12 @@ function multipart(path: string, content: Buffer, withPathField: boolean): { bod
 async function upload(ctx: OpContext, path: string, content: Buffer): Promise<void> {
   const form = multipart(path, content, coin());
   const res = await ctx.conn.http.request({
-    version: pick(VERSIONS), method: "POST", path: "/upload", headers: { "content-type": form.type }, body: form.body, signal: ctx.signal,
+    version: pick(VERSIONS),
+    method: "POST",
+    path: "/upload",
+    headers: { "content-type": form.type },
+    body: form.body,
+    signal: ctx.signal,
   });
   if (res.status < 200 || res.status > 299) throw new Error(`upload of ${content.length} B answered ${res.status}: ${res.body.toString().slice(0, 200)}`);
 }
@@ -51,7 +56,11 @@ async function downloadSlice(ctx: OpContext, path: string, content: Buffer): Pro
   const first = randomInt(0, content.length - 1);
   const last = randomInt(first, content.length - 1);
   const res = await ctx.conn.http.request({
-    version: pick(VERSIONS), method: "GET", path: downloadTarget(path), headers: { range: `bytes=${first}-${last}` }, signal: ctx.signal,
+    version: pick(VERSIONS),
+    method: "GET",
+    path: downloadTarget(path),
+    headers: { range: `bytes=${first}-${last}` },
+    signal: ctx.signal,
   });
   const range = `bytes ${first}-${last}/${content.length}`;
   if (res.status !== 206) throw new Error(`Range ${range} answered ${res.status}`);

@@ -16,7 +16,8 @@ async function typeLines(ctx: OpContext, pid: number, lines: readonly string[]):
     const client = ctx.conn.client(Process);
     for (const [i, input] of inputs.entries()) {
       await client.sendInput({ process: selector, input: { input: { case: "pty", value: input } } }, { signal: ctx.signal });
-      if (i === 0 && coin()) await client.update({ process: selector, pty: { size: { cols: randomInt(20, 200), rows: randomInt(5, 60) } } }, { signal: ctx.signal });
+      if (i === 0 && coin())
+        await client.update({ process: selector, pty: { size: { cols: randomInt(20, 200), rows: randomInt(5, 60) } } }, { signal: ctx.signal });
     }
     return;
   }

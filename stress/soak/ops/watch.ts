@@ -24,11 +24,14 @@ async function createEntries(ctx: OpContext, dir: string): Promise<string[]> {
       await ctx.conn.client(Filesystem).makeDir({ path }, { signal: ctx.signal });
     } else {
       const boundary = `soak${randomBytes(8).toString("hex")}`;
-      const body = Buffer.from(
-        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${path}"\r\n\r\n${name}\r\n--${boundary}--\r\n`,
-      );
+      const body = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${path}"\r\n\r\n${name}\r\n--${boundary}--\r\n`);
       const res = await ctx.conn.http.request({
-        version: coin() ? "1.1" : "2", method: "POST", path: "/upload", headers: { "content-type": `multipart/form-data; boundary=${boundary}` }, body, signal: ctx.signal,
+        version: coin() ? "1.1" : "2",
+        method: "POST",
+        path: "/upload",
+        headers: { "content-type": `multipart/form-data; boundary=${boundary}` },
+        body,
+        signal: ctx.signal,
       });
       if (res.status < 200 || res.status > 299) throw new Error(`upload into the watched directory answered ${res.status}`);
     }
@@ -43,7 +46,10 @@ function missing(expected: readonly string[], seen: ReadonlySet<string>): string
 
 async function viaStream(ctx: OpContext, dir: string): Promise<void> {
   const done = new AbortController();
-  const events = ctx.conn.client(Filesystem).watchDir({ path: dir }, { signal: AbortSignal.any([ctx.signal, done.signal]) })[Symbol.asyncIterator]();
+  const events = ctx.conn
+    .client(Filesystem)
+    .watchDir({ path: dir }, { signal: AbortSignal.any([ctx.signal, done.signal]) })
+    [Symbol.asyncIterator]();
   try {
     const first = await events.next();
     if (first.done || first.value.event.case !== "start") throw new Error("WatchDir did not begin with a start event");

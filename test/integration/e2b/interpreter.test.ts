@@ -214,9 +214,9 @@ describe("e2b interpreter: /contexts without the token", () => {
   });
 
   it("neither sees nor touches contexts of other users, or of the Connect API", async () => {
-    const asRoot = (await (
-      await fetch(`${agent.url}/contexts`, { method: "POST", headers: { ...WITH_TOKEN, "x-user": "root" }, body: "{}" })
-    ).json()) as { id: string };
+    const asRoot = (await (await fetch(`${agent.url}/contexts`, { method: "POST", headers: { ...WITH_TOKEN, "x-user": "root" }, body: "{}" })).json()) as {
+      id: string;
+    };
     const connectId = (await client(ContextService, agent.url).createContext({ language: "python", cwd: "" }, { headers: AUTH })).id;
 
     const tokenless = ((await (await fetch(`${agent.url}/contexts`)).json()) as { id: string }[]).map((item) => item.id);

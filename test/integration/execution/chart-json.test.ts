@@ -15,8 +15,20 @@ const CHART = {
   y_label: "°C",
   x_ticks: [1, 2],
   elements: [
-    { label: "Zürich", points: [[1, 2.5], [2, 3]] },
-    { label: "東京", points: [[1, 9], [2, 11.25]] },
+    {
+      label: "Zürich",
+      points: [
+        [1, 2.5],
+        [2, 3],
+      ],
+    },
+    {
+      label: "東京",
+      points: [
+        [1, 9],
+        [2, 11.25],
+      ],
+    },
   ],
 };
 const TEXT = JSON.stringify(CHART);
@@ -62,10 +74,24 @@ describe.each(Object.keys(DISPLAY_JSON))("%s", (language) => {
     expect(chart.title).toBe(CHART.title);
     expect(chart.extra).toMatchObject({ x_label: "jour", y_label: "°C", x_ticks: "[1,2]" });
     expect(
-      chart.elements.map((e) => (e.element.case === "pointData" ? [e.element.value.label, e.element.value.points.map((p) => [p.xValue.value, p.yValue.value])] : e.element.case)),
+      chart.elements.map((e) =>
+        e.element.case === "pointData" ? [e.element.value.label, e.element.value.points.map((p) => [p.xValue.value, p.yValue.value])] : e.element.case,
+      ),
     ).toEqual([
-      ["Zürich", [[1, 2.5], [2, 3]]],
-      ["東京", [[1, 9], [2, 11.25]]],
+      [
+        "Zürich",
+        [
+          [1, 2.5],
+          [2, 3],
+        ],
+      ],
+      [
+        "東京",
+        [
+          [1, 9],
+          [2, 11.25],
+        ],
+      ],
     ]);
   });
 

@@ -54,8 +54,22 @@ describe("python charts", () => {
     expect(chart.type).toBe("line");
     expect(chart.title).toBe("Growth");
     expect(points(chart)).toEqual([
-      { label: "growth", points: [[1, 2], [2, 4], [3, 8]] },
-      { label: "flat", points: [[1, 1], [2, 1], [3, 1]] },
+      {
+        label: "growth",
+        points: [
+          [1, 2],
+          [2, 4],
+          [3, 8],
+        ],
+      },
+      {
+        label: "flat",
+        points: [
+          [1, 1],
+          [2, 1],
+          [3, 1],
+        ],
+      },
     ]);
     expect(chart.extra).toMatchObject({ x_label: "Time (s)", y_label: "Size [MB]", x_unit: "s", y_unit: "MB", x_scale: "linear", y_scale: "log" });
   });
@@ -63,7 +77,15 @@ describe("python charts", () => {
   it("describes a scatter chart", async () => {
     const { chart } = await figure("plt.figure()\nplt.scatter([1, 2], [3, 4], label='dots')");
     expect(chart.type).toBe("scatter");
-    expect(points(chart)).toEqual([{ label: "dots", points: [[1, 3], [2, 4]] }]);
+    expect(points(chart)).toEqual([
+      {
+        label: "dots",
+        points: [
+          [1, 3],
+          [2, 4],
+        ],
+      },
+    ]);
   });
 
   it("describes a bar chart with categories, groups and values", async () => {

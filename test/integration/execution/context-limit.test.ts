@@ -50,7 +50,9 @@ describe("context limit", () => {
     const ids = [await newContext(contexts, "bash"), await newContext(contexts, "bash")];
     const abort = new AbortController();
     const streams = ids.map((id) =>
-      exec.execute({ code: "echo started; sleep 30", contextId: id, language: "", envVars: {} }, { headers: AUTH, signal: abort.signal })[Symbol.asyncIterator](),
+      exec
+        .execute({ code: "echo started; sleep 30", contextId: id, language: "", envVars: {} }, { headers: AUTH, signal: abort.signal })
+        [Symbol.asyncIterator](),
     );
     try {
       // Both executions are under way (each has printed) before the third context is asked for.

@@ -61,7 +61,6 @@ describe("time limits", () => {
     expect(after.errors[0]?.name).toBe("NameError");
     expect((await run(exec, "1 + 1", { contextId: ctx })).main?.text).toBe("2");
   });
-
 });
 
 describe("kernel death", () => {
@@ -97,15 +96,17 @@ describe("ordering", () => {
     const ctx = await newContext(contexts, "python");
     await run(h2, "order = []", { contextId: ctx });
     const flag = join(dir.path, "release");
-    const first = h2.execute(
-      {
-        contextId: ctx,
-        code: `import os, time\norder.append('first-start')\nprint('waiting', flush=True)\nwhile not os.path.exists(${JSON.stringify(flag)}): time.sleep(0.01)\norder.append('first-end')`,
-        language: "",
-        envVars: {},
-      },
-      { headers: AUTH },
-    )[Symbol.asyncIterator]();
+    const first = h2
+      .execute(
+        {
+          contextId: ctx,
+          code: `import os, time\norder.append('first-start')\nprint('waiting', flush=True)\nwhile not os.path.exists(${JSON.stringify(flag)}): time.sleep(0.01)\norder.append('first-end')`,
+          language: "",
+          envVars: {},
+        },
+        { headers: AUTH },
+      )
+      [Symbol.asyncIterator]();
     // The first execution is running (and blocked) before the others are sent.
     expect((await first.next()).value?.event.case).toBe("stdout");
     const second = run(h2, "order.append('second')", { contextId: ctx });

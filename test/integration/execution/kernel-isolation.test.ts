@@ -329,10 +329,12 @@ for (const kind of KINDS) {
     it("cannot be reached by mallory, who hears nothing of alice's cells; alice's own executions work", async () => {
       const secret = `alice-secret-${kind.language}-${Date.now()}`;
       const inet = inetSockets();
-      const tcp = pids.flatMap((pid) => [...socketInodes(pid)].flatMap((inode) => {
-        const row = inet.get(inode);
-        return row?.table.startsWith("tcp") && row.state === "0A" ? [row.port] : [];
-      }));
+      const tcp = pids.flatMap((pid) =>
+        [...socketInodes(pid)].flatMap((inode) => {
+          const row = inet.get(inode);
+          return row?.table.startsWith("tcp") && row.state === "0A" ? [row.port] : [];
+        }),
+      );
       const unix = unixSocketPaths(pids);
       const outputs: Collected[] = [];
       const report = await attack({ pids, tcp, unix, secret }, async () => {

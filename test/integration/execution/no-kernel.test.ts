@@ -32,9 +32,11 @@ it("logs one line naming the install command, and a Python execution fails clear
   await eventually(() => logs.includes(INSTALL_KERNEL_COMMAND));
   const executions = client(ExecutionService, agent.url);
   const stream = executions.execute({ code: "1+1", language: "python", contextId: "", envVars: {} }, { headers: AUTH });
-  await expect((async () => {
-    for await (const message of stream) void message;
-  })()).rejects.toThrow(/no-such-kernelspec|none is installed/);
+  await expect(
+    (async () => {
+      for await (const message of stream) void message;
+    })(),
+  ).rejects.toThrow(/no-such-kernelspec|none is installed/);
   // Time for retries, had there been any.
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   const lines = logs.split("\n").filter((line) => /kernel/.test(line) && /pool|installed/.test(line) && !/"route"/.test(line));

@@ -261,9 +261,6 @@ describe("python: stopping (the agent's default limit is minutes away here)", ()
 /** Python's repr of a str, for the characters these tests use. */
 function pythonRepr(value: string): string {
   const quote = value.includes("'") && !value.includes('"') ? '"' : "'";
-  const body = value
-    .replaceAll("\\", "\\\\")
-    .replaceAll("\n", "\\n")
-    .replaceAll(quote, `\\${quote}`);
+  const body = value.replaceAll("\\", "\\\\").replaceAll("\n", "\\n").replaceAll(quote, `\\${quote}`);
   return `${quote}${body}${quote}`;
 }

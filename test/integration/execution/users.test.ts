@@ -29,7 +29,12 @@ describe.runIf(canSwitch)("kernels as the calling user", () => {
     const context = await contexts.createContext({ language: "python", cwd: "/tmp" }, { headers: asOther });
     const frames: ExecuteResponse[] = [];
     for await (const frame of exec.execute(
-      { contextId: context.id, code: "import os, pwd\n(os.getuid(), os.getcwd(), os.environ['HOME'], pwd.getpwuid(os.getuid()).pw_name)", language: "", envVars: {} },
+      {
+        contextId: context.id,
+        code: "import os, pwd\n(os.getuid(), os.getcwd(), os.environ['HOME'], pwd.getpwuid(os.getuid()).pw_name)",
+        language: "",
+        envVars: {},
+      },
       { headers: asOther },
     )) {
       frames.push(frame);

@@ -101,7 +101,13 @@ describe.each(CUTS)("an upload whose client leaves midway (%s)", (cut) => {
     await writeFile(target, "the previous content");
     const content = randomBytes(4 * MiB);
     const b = boundary();
-    const body = multipart([{ name: "file", filename: target, content }, { name: "path", content: target }], b);
+    const body = multipart(
+      [
+        { name: "file", filename: target, content },
+        { name: "path", content: target },
+      ],
+      b,
+    );
     const half = body.subarray(0, body.indexOf(content) + content.length / 2);
 
     let leave: () => void;

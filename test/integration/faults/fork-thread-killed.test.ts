@@ -33,7 +33,10 @@ describe.each([false, true])("the fork thread ends while children run (terminal:
     await withClients(agent.url, "h2", async (clients) => {
       const proc = clients.of(Process);
       // A background member too: the group, not just the leader, must go.
-      const request = { process: { cmd: "bash", args: ["-c", "sleep 300 & echo up; wait"], envs: {} }, ...(pty ? { pty: { size: { cols: 80, rows: 24 } } } : {}) };
+      const request = {
+        process: { cmd: "bash", args: ["-c", "sleep 300 & echo up; wait"], envs: {} },
+        ...(pty ? { pty: { size: { cols: 80, rows: 24 } } } : {}),
+      };
       let crashed: Promise<void> | undefined;
       let members: number[] = [];
       const got = await collect(proc.start(request, { headers: AUTH }), (so) => {
@@ -53,7 +56,9 @@ describe.each([false, true])("the fork thread ends while children run (terminal:
       // Reaped, every member: gone from /proc, not zombies.
       for (const pid of members) await eventually(async () => (await procState(pid)) === undefined);
 
-      const again = await collect(proc.start({ process: { cmd: "echo", args: ["again"], envs: {} }, ...(pty ? { pty: { size: { cols: 80, rows: 24 } } } : {}) }, { headers: AUTH }));
+      const again = await collect(
+        proc.start({ process: { cmd: "echo", args: ["again"], envs: {} }, ...(pty ? { pty: { size: { cols: 80, rows: 24 } } } : {}) }, { headers: AUTH }),
+      );
       expect((pty ? again.pty : again.stdout).toString()).toContain("again");
       expect(again.end).toMatchObject({ exitCode: 0 });
     });

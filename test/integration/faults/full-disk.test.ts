@@ -270,10 +270,7 @@ describe("a process that writes into a full disk", () => {
     const free = await freeOn(small);
     await withClients(agent.url, "h2", async (clients) => {
       const got = await collect(
-        clients.of(Process).start(
-          { process: { cmd: "/bin/sh", args: ["-c", `head -c ${2 * MiB} /dev/zero > ${target}`], envs: {} } },
-          { headers: AUTH },
-        ),
+        clients.of(Process).start({ process: { cmd: "/bin/sh", args: ["-c", `head -c ${2 * MiB} /dev/zero > ${target}`], envs: {} } }, { headers: AUTH }),
       );
       expect(got.error).toBeUndefined();
       expect(got.end).toMatchObject({ exitCode: 1, exited: true, status: "exit status 1" });

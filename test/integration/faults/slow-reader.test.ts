@@ -236,7 +236,10 @@ describe("two subscribers over HTTP/1.1, one that stops reading", () => {
       const slowClients = clientsOver(agent.url, "h1");
       const readerClients = clientsOver(agent.url, "h1");
       try {
-        const slow = slowClients.of(Process).connect({ process: byTag(tag) }, { headers: AUTH })[Symbol.asyncIterator]();
+        const slow = slowClients
+          .of(Process)
+          .connect({ process: byTag(tag) }, { headers: AUTH })
+          [Symbol.asyncIterator]();
         expect((await slow.next()).value?.event?.event.case).toBe("start");
 
         let attached!: () => void;

@@ -211,13 +211,7 @@ describe("ListDir", () => {
     expect(await paths(0)).toEqual([`${base}/a`]);
     expect(await paths(1)).toEqual([`${base}/a`]);
     expect(await paths(2)).toEqual([`${base}/a`, `${base}/a/b`, `${base}/a/file.txt`]);
-    expect(await paths(999)).toEqual([
-      `${base}/a`,
-      `${base}/a/b`,
-      `${base}/a/b/c`,
-      `${base}/a/b/c/deep.txt`,
-      `${base}/a/file.txt`,
-    ]);
+    expect(await paths(999)).toEqual([`${base}/a`, `${base}/a/b`, `${base}/a/b/c`, `${base}/a/b/c/deep.txt`, `${base}/a/file.txt`]);
   });
 
   it("lists symlinks with their targets but never follows them, so loops end", async () => {
@@ -228,14 +222,7 @@ describe("ListDir", () => {
     symlinkSync(base, `${base}/root-link`);
     symlinkSync("nowhere", `${base}/d/dangling`);
     const { entries } = await fs.listDir({ path: base, depth: 999 }, call);
-    expect(entries.map((e) => e.path.slice(base.length))).toEqual([
-      "/d",
-      "/d/dangling",
-      "/d/e",
-      "/d/e/up",
-      "/d/self",
-      "/root-link",
-    ]);
+    expect(entries.map((e) => e.path.slice(base.length))).toEqual(["/d", "/d/dangling", "/d/e", "/d/e/up", "/d/self", "/root-link"]);
     const byName = new Map(entries.map((e) => [e.name, e]));
     expect(byName.get("up")).toMatchObject({ symlinkTarget: "..", type: FileType.DIRECTORY });
     expect(byName.get("root-link")).toMatchObject({ symlinkTarget: base, type: FileType.DIRECTORY });

@@ -152,7 +152,7 @@ describe("WatchDir events", () => {
     expect(stream.count("old.sh", EventType.WRITE)).toBe(0);
   });
 
-  it("reports the watched directory's removal as REMOVE of \"\" and ends the stream", async () => {
+  it('reports the watched directory\'s removal as REMOVE of "" and ends the stream', async () => {
     const base = fresh("gone");
     const stream = await watch(base, true);
     rmSync(base, { recursive: true });

@@ -112,10 +112,14 @@ describe("a deadline stops the setup of a watch", () => {
       Code.DeadlineExceeded,
     );
     let most = scanned();
-    await eventually(async () => {
-      most = Math.max(most, scanned());
-      return (await watchersOpen(agent)) === 0 && scanned() === 0;
-    }, 30_000, 50);
+    await eventually(
+      async () => {
+        most = Math.max(most, scanned());
+        return (await watchersOpen(agent)) === 0 && scanned() === 0;
+      },
+      30_000,
+      50,
+    );
     expect(most).toBeLessThan(TREE_DIRS);
   });
 });

@@ -95,12 +95,7 @@ describe("polled watchers", () => {
     await expectConnectError(fs.removeWatcher({ watcherId: "no-such-watcher" }, call), Code.NotFound, /not found/);
     const base = fresh();
     writeFileSync(`${base}/file`, "");
-    await expectConnectError(
-      fs.createWatcher({ path: `${base}/missing`, recursive: false }, call),
-      Code.NotFound,
-      /not found/,
-      /no such file or directory/,
-    );
+    await expectConnectError(fs.createWatcher({ path: `${base}/missing`, recursive: false }, call), Code.NotFound, /not found/, /no such file or directory/);
     await expectConnectError(fs.createWatcher({ path: `${base}/file`, recursive: false }, call), Code.InvalidArgument, /not a directory/);
   });
 
@@ -125,11 +120,7 @@ describe("polled watchers", () => {
       expect(new Set(kept.map((e) => e.name)).size).toBe(MAX_EVENTS);
       expect(kept.every((e) => /^f\d\d$/.test(e.name) && e.type === EventType.CREATE)).toBe(true);
       // ...and the rest is reported, with its count, once.
-      await expectConnectError(
-        fs.getWatcherEvents({ watcherId }, call),
-        Code.ResourceExhausted,
-        new RegExp(`events lost: ${total - MAX_EVENTS} `),
-      );
+      await expectConnectError(fs.getWatcherEvents({ watcherId }, call), Code.ResourceExhausted, new RegExp(`events lost: ${total - MAX_EVENTS} `));
       expect((await fs.getWatcherEvents({ watcherId }, call)).events).toEqual([]);
 
       // The watcher carries on.

@@ -58,7 +58,14 @@ const CONTENT_TYPE: Readonly<Record<Shape, Readonly<Record<Codec, string>>>> = {
   "grpc-web": { json: "application/grpc-web+json", proto: "application/grpc-web+proto" },
 };
 
-function call(shape: Shape, codec: Codec, rpc: string, body: Uint8Array, extraHeaders: [string, string][] = [], transport: "http1" | "h2" = shape === "grpc" ? "h2" : "http1"): Promise<Outcome> {
+function call(
+  shape: Shape,
+  codec: Codec,
+  rpc: string,
+  body: Uint8Array,
+  extraHeaders: [string, string][] = [],
+  transport: "http1" | "h2" = shape === "grpc" ? "h2" : "http1",
+): Promise<Outcome> {
   const headers: [string, string][] = [["x-access-token", agent.token], ["content-type", CONTENT_TYPE[shape][codec]], ...extraHeaders];
   if (shape.startsWith("connect")) headers.push(["connect-protocol-version", "1"]);
   if (shape === "grpc") headers.push(["te", "trailers"]);
@@ -70,7 +77,7 @@ function call(shape: Shape, codec: Codec, rpc: string, body: Uint8Array, extraHe
 
 /** Bytes that are no message: field number 0 in binary, and not JSON. */
 const NOT_BINARY = Uint8Array.of(0x01, 0x02, 0x03);
-const NOT_JSON = new TextEncoder().encode("{\"path\": ");
+const NOT_JSON = new TextEncoder().encode('{"path": ');
 
 /** RPCs of each kind, by the shapes that can carry them (Connect unary only for unary RPCs). */
 const CASES: readonly { readonly rpc: string; readonly shapes: readonly Shape[] }[] = [
@@ -109,7 +116,7 @@ describe("JSON that no binary message can hold", () => {
 });
 
 describe("compression the request gets wrong is invalid_argument", () => {
-  const stat = new TextEncoder().encode("{\"path\":\"/\"}");
+  const stat = new TextEncoder().encode('{"path":"/"}');
   for (const shape of ["connect-stream", "grpc", "grpc-web"] as const) {
     const rpc = shape === "connect-stream" ? "Filesystem/WatchDir" : "Filesystem/Stat";
     const encoding = shape === "connect-stream" ? "connect-content-encoding" : "grpc-encoding";
@@ -162,7 +169,7 @@ describe("a JSON string with an unpaired surrogate escape", () => {
       for (const transport of shape === "grpc" ? (["h2"] as const) : (["http1", "h2"] as const)) {
         it(`${rpc} over ${shape} (${transport}): invalid_argument, with a status`, async () => {
           // A string where a message belongs: protobuf-es's error quotes the value.
-          const message = json(rpc === "Process/StreamInput" ? "{\"start\":\"\\ud800\"}" : "\"\\udc00x\"");
+          const message = json(rpc === "Process/StreamInput" ? '{"start":"\\ud800"}' : '"\\udc00x"');
           const outcome = await call(shape, "json", rpc, shape === "connect-unary" ? message : frame(0, message), [], transport);
           expect(outcome.timedOut).toBeUndefined();
           expect(outcome.missingStatus).toBeUndefined();
@@ -172,10 +179,10 @@ describe("a JSON string with an unpaired surrogate escape", () => {
     }
   }
   it("the decoder refuses only unpaired surrogates", () => {
-    expect(() => jsonRequestDecoder.decode(json("{\"process\":\"\\ud800\"}"))).toThrow(/unpaired UTF-16 surrogate/);
-    expect(() => jsonRequestDecoder.decode(json("{\"\\udfff\":1}"))).toThrow(/unpaired UTF-16 surrogate/);
-    expect(jsonRequestDecoder.decode(json("{\"path\":\"\\ud83d\\ude00\"}"))).toBe("{\"path\":\"\\ud83d\\ude00\"}");
-    expect(jsonRequestDecoder.decode(json("{\"path\":\"\\\\ud800\"}"))).toBe("{\"path\":\"\\\\ud800\"}");
+    expect(() => jsonRequestDecoder.decode(json('{"process":"\\ud800"}'))).toThrow(/unpaired UTF-16 surrogate/);
+    expect(() => jsonRequestDecoder.decode(json('{"\\udfff":1}'))).toThrow(/unpaired UTF-16 surrogate/);
+    expect(jsonRequestDecoder.decode(json('{"path":"\\ud83d\\ude00"}'))).toBe('{"path":"\\ud83d\\ude00"}');
+    expect(jsonRequestDecoder.decode(json('{"path":"\\\\ud800"}'))).toBe('{"path":"\\\\ud800"}');
     expect(() => jsonRequestDecoder.decode(json("not json \\ud800"))).toThrow(/cannot decode message from JSON/);
   });
 });
@@ -236,7 +243,7 @@ describe("JSON nested deeper than any request message", () => {
   const nested = (depth: number, inner = "") => `${"[".repeat(depth)}${inner}${"]".repeat(depth)}`;
   it("the decoder refuses it before parsing, and counts only brackets outside strings", () => {
     expect(() => jsonRequestDecoder.decode(encode(`{"a":${nested(MAX_JSON_DEPTH)}}`))).toThrow(/nested more than 64 deep/);
-    expect(() => jsonRequestDecoder.decode(encode(`{"a":${"{\"b\":".repeat(MAX_JSON_DEPTH)}1${"}".repeat(MAX_JSON_DEPTH)}}`))).toThrow(/nested more than/);
+    expect(() => jsonRequestDecoder.decode(encode(`{"a":${'{"b":'.repeat(MAX_JSON_DEPTH)}1${"}".repeat(MAX_JSON_DEPTH)}}`))).toThrow(/nested more than/);
     const atLimit = `{"a":${nested(MAX_JSON_DEPTH - 1)}}`;
     expect(jsonRequestDecoder.decode(encode(atLimit))).toBe(atLimit);
     const inStrings = JSON.stringify({ code: "[".repeat(10_000), quoted: `\\"${"{".repeat(1_000)}` });
@@ -275,7 +282,9 @@ describe("a deadline longer than a timer can hold", () => {
 describe("a gRPC status message quoting a huge request field", () => {
   const contextId = `${"x".repeat(200_000)}é\u{1F600}`;
   it("is cut to fit the trailers, so the client still learns the code", async () => {
-    const err = await client(ContextService, agent.url, "grpc").destroyContext({ contextId }, { headers: { "x-access-token": agent.token } }).catch((e: unknown) => e);
+    const err = await client(ContextService, agent.url, "grpc")
+      .destroyContext({ contextId }, { headers: { "x-access-token": agent.token } })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).code).toBe(Code.NotFound);
     expect(encodeURIComponent((err as ConnectError).rawMessage).length).toBeLessThanOrEqual(MAX_ENCODED_BYTES);
@@ -283,7 +292,9 @@ describe("a gRPC status message quoting a huge request field", () => {
   });
   it("gRPC-web and Connect keep it whole", async () => {
     for (const name of ["grpc-web", "connect-json-h1"] as const) {
-      const err = await client(ContextService, agent.url, name).destroyContext({ contextId }, { headers: { "x-access-token": agent.token } }).catch((e: unknown) => e);
+      const err = await client(ContextService, agent.url, name)
+        .destroyContext({ contextId }, { headers: { "x-access-token": agent.token } })
+        .catch((e: unknown) => e);
       expect((err as ConnectError).code).toBe(Code.NotFound);
       expect((err as ConnectError).rawMessage).toContain(contextId);
     }

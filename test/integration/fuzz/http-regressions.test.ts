@@ -113,7 +113,10 @@ describe("upload whose file name holds a NUL byte (RFC 5987 filename*)", () => {
       transport: "http1",
       method: "POST",
       target: `/upload${query}`,
-      headers: [["x-access-token", agent.token], ["content-type", "multipart/form-data; boundary=b"]],
+      headers: [
+        ["x-access-token", agent.token],
+        ["content-type", "multipart/form-data; boundary=b"],
+      ],
       body: [Buffer.from(`--b\r\nContent-Disposition: form-data; name="file"; ${fileNameParam}\r\n\r\nhi\r\n--b--\r\n`)],
     });
 

@@ -34,8 +34,7 @@ beforeEach(async () => {
   await mkdir(dir);
 });
 
-const upload = (parts: readonly Part[], query = "", headers: Record<string, string> = AUTH) =>
-  postForm(`${agent.url}/upload${query}`, parts, headers);
+const upload = (parts: readonly Part[], query = "", headers: Record<string, string> = AUTH) => postForm(`${agent.url}/upload${query}`, parts, headers);
 const file = (filename: string, content: string | Buffer, name = "file"): Part => ({ name, filename, content });
 const field = (value: string, name = "path"): Part => ({ name, content: value });
 const message = (json: unknown): string => (json as { message: string }).message;
@@ -287,9 +286,7 @@ describe("POST /upload: content, modes and owners", () => {
     await writeFile(local, "from curl");
     const target = join(dir, "curl.txt");
     const args = ["-s", "-H", `x-access-token: ${AUTH["x-access-token"]}`, "-F", `file=@${local}`, "-F", `path=${target}`, `${agent.url}/upload`];
-    const out = await new Promise<string>((resolve, reject) =>
-      execFile("curl", args, (err, stdout) => (err ? reject(err) : resolve(stdout))),
-    );
+    const out = await new Promise<string>((resolve, reject) => execFile("curl", args, (err, stdout) => (err ? reject(err) : resolve(stdout))));
     expect(JSON.parse(out)).toEqual({ name: "curl.txt", type: "file", path: target });
     expect(await readFile(target, "utf8")).toBe("from curl");
   });

@@ -71,12 +71,16 @@ describe("input", () => {
     async function* dataFirst(): AsyncGenerator<StreamInputRequest> {
       yield create(StreamInputRequestSchema, { event: { case: "data", value: { input: stdin("x") } } });
     }
-    const err = await c().streamInput(dataFirst(), { headers: AUTH }).catch((e: unknown) => e);
+    const err = await c()
+      .streamInput(dataFirst(), { headers: AUTH })
+      .catch((e: unknown) => e);
     expect((err as ConnectError).code).toBe(Code.InvalidArgument);
     async function* unknown(): AsyncGenerator<StreamInputRequest> {
       yield create(StreamInputRequestSchema, { event: { case: "start", value: { process: byPid(4_000_000) } } });
     }
-    const missing = await c().streamInput(unknown(), { headers: AUTH }).catch((e: unknown) => e);
+    const missing = await c()
+      .streamInput(unknown(), { headers: AUTH })
+      .catch((e: unknown) => e);
     expect((missing as ConnectError).code).toBe(Code.NotFound);
     await c().closeStdin({ process: byPid(pid) }, { headers: AUTH });
     expect((await done).end?.exitCode).toBe(0);
@@ -92,18 +96,25 @@ describe("input", () => {
       () => c().update({ process: byPid(pipe.pid), pty: { size: { cols: 100, rows: 30 } } }, { headers: AUTH }),
     ];
     for (const failure of failures) {
-      const err = await failure().then(() => undefined, (e: unknown) => e);
+      const err = await failure().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(ConnectError);
       expect((err as ConnectError).code).toBe(Code.FailedPrecondition);
     }
-    const none = await c().sendInput({ process: byPid(pipe.pid), input: {} }, { headers: AUTH }).catch((e: unknown) => e);
+    const none = await c()
+      .sendInput({ process: byPid(pipe.pid), input: {} }, { headers: AUTH })
+      .catch((e: unknown) => e);
     expect((none as ConnectError).code).toBe(Code.InvalidArgument);
 
     await c().closeStdin({ process: byPid(pipe.pid) }, { headers: AUTH });
-    const afterClose = await c().sendInput({ process: byPid(pipe.pid), input: stdin("late") }, { headers: AUTH }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const afterClose = await c()
+      .sendInput({ process: byPid(pipe.pid), input: stdin("late") }, { headers: AUTH })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     // Either the stdin is closed, or cat has already exited and the process is gone.
     expect([Code.FailedPrecondition, Code.NotFound]).toContain((afterClose as ConnectError).code);
     expect((await pipe.done).end?.exitCode).toBe(0);

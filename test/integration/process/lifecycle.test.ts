@@ -150,7 +150,13 @@ describe("tags, selectors and List", () => {
 
   it("answers an unknown pid or tag with not_found on every RPC", async () => {
     const calls: [string, (sel: ReturnType<typeof byPid> | ReturnType<typeof byTag>) => Promise<unknown>][] = [
-      ["connect", (sel) => collect(c.connect({ process: sel }, { headers: AUTH })).then((got) => { if (got.error) throw got.error; })],
+      [
+        "connect",
+        (sel) =>
+          collect(c.connect({ process: sel }, { headers: AUTH })).then((got) => {
+            if (got.error) throw got.error;
+          }),
+      ],
       ["sendSignal", (sel) => c.sendSignal({ process: sel, signal: Signal.SIGKILL }, { headers: AUTH })],
       ["sendInput", (sel) => c.sendInput({ process: sel, input: { input: { case: "stdin", value: Buffer.from("x") } } }, { headers: AUTH })],
       ["update", (sel) => c.update({ process: sel, pty: { size: { cols: 80, rows: 24 } } }, { headers: AUTH })],
@@ -161,7 +167,10 @@ describe("tags, selectors and List", () => {
         [byPid(4_000_000), "process with pid 4000000 not found"],
         [byTag("no-such-tag"), 'process with tag "no-such-tag" not found'],
       ] as const) {
-        const err = await call(selector).then(() => undefined, (e: unknown) => e);
+        const err = await call(selector).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         expect(err, name).toBeInstanceOf(ConnectError);
         expect((err as ConnectError).code, name).toBe(Code.NotFound);
         expect((err as ConnectError).rawMessage, name).toBe(words);

@@ -47,10 +47,13 @@ describe.each(["connect-json-h1", "connect-h2"] as TransportName[])("PTY over %s
       c,
       { process: { cmd: "/bin/bash", args: ["-c", "stty size; read line; stty size; exit 7"], envs: {} }, pty: { size: { cols: 100, rows: 30 } } },
       [
-        [/30 100/, async (pid) => {
-          await c.update({ process: byPid(pid), pty: { size: { cols: 120, rows: 40 } } }, { headers: AUTH });
-          await c.sendInput({ process: byPid(pid), input: ptyInput("go\r") }, { headers: AUTH });
-        }],
+        [
+          /30 100/,
+          async (pid) => {
+            await c.update({ process: byPid(pid), pty: { size: { cols: 120, rows: 40 } } }, { headers: AUTH });
+            await c.sendInput({ process: byPid(pid), input: ptyInput("go\r") }, { headers: AUTH });
+          },
+        ],
       ],
     );
     expect(got.error).toBeUndefined();
@@ -68,17 +71,23 @@ describe("PTY", () => {
     const plain = await collect(c().start({ process: { cmd: "/bin/bash", args: ["-c", "stty size; echo $TERM"], envs: {} }, pty: {} }, { headers: AUTH }));
     expect(plain.pty.toString()).toBe("24 80\r\nxterm-256color\r\n");
     const vt = await collect(
-      c().start({ process: { cmd: "/bin/bash", args: ["-c", "echo $TERM"], envs: { TERM: "vt100" } }, pty: { size: { cols: 80, rows: 24 } } }, { headers: AUTH }),
+      c().start(
+        { process: { cmd: "/bin/bash", args: ["-c", "echo $TERM"], envs: { TERM: "vt100" } }, pty: { size: { cols: 80, rows: 24 } } },
+        { headers: AUTH },
+      ),
     );
     expect(vt.pty.toString()).toBe("vt100\r\n");
   });
 
   it("echoes input through the terminal, UTF-8 intact", async () => {
     const got = await drive(c(), { process: { cmd: "cat", args: [], envs: {} }, pty: { size: { cols: 80, rows: 24 } } }, [
-      [/^$/, async (pid) => {
-        await untilRunning(pid, "cat");
-        await c().sendInput({ process: byPid(pid), input: ptyInput("héllo €\r") }, { headers: AUTH });
-      }],
+      [
+        /^$/,
+        async (pid) => {
+          await untilRunning(pid, "cat");
+          await c().sendInput({ process: byPid(pid), input: ptyInput("héllo €\r") }, { headers: AUTH });
+        },
+      ],
       [/héllo €\r\n.*héllo €/s, (pid) => c().sendInput({ process: byPid(pid), input: ptyInput("\x04") }, { headers: AUTH })],
     ]);
     expect(got.pty.toString()).toBe("héllo €\r\nhéllo €\r\n");
@@ -87,7 +96,10 @@ describe("PTY", () => {
 
   it("runs as the caller's user and leads its own process group", async () => {
     const got = await collect(
-      c().start({ process: { cmd: "/bin/bash", args: ["-c", "id -u; ps -o pgid= -p $$; echo $$"], envs: {} }, pty: {} }, { headers: { ...AUTH, "x-user": "nobody" } }),
+      c().start(
+        { process: { cmd: "/bin/bash", args: ["-c", "id -u; ps -o pgid= -p $$; echo $$"], envs: {} }, pty: {} },
+        { headers: { ...AUTH, "x-user": "nobody" } },
+      ),
     );
     const [uid, pgid, pid] = got.pty.toString().trim().split(/\s+/);
     expect(uid).toBe("65534");
@@ -104,26 +116,38 @@ describe("PTY", () => {
 
   it("resizes through Update only with a size, and refuses an empty one", async () => {
     const got = await drive(c(), { process: { cmd: "cat", args: [], envs: {} }, pty: {} }, [
-      [/^$/, async (pid) => {
-        await untilRunning(pid, "cat");
-        const missing = await c().update({ process: byPid(pid) }, { headers: AUTH }).catch((e: unknown) => e);
-        const zero = await c().update({ process: byPid(pid), pty: { size: { cols: 0, rows: 10 } } }, { headers: AUTH }).catch((e: unknown) => e);
-        expect(String(missing)).toContain("invalid_argument");
-        expect(String(zero)).toContain("invalid_argument");
-        await c().sendInput({ process: byPid(pid), input: ptyInput("\x04") }, { headers: AUTH });
-      }],
+      [
+        /^$/,
+        async (pid) => {
+          await untilRunning(pid, "cat");
+          const missing = await c()
+            .update({ process: byPid(pid) }, { headers: AUTH })
+            .catch((e: unknown) => e);
+          const zero = await c()
+            .update({ process: byPid(pid), pty: { size: { cols: 0, rows: 10 } } }, { headers: AUTH })
+            .catch((e: unknown) => e);
+          expect(String(missing)).toContain("invalid_argument");
+          expect(String(zero)).toContain("invalid_argument");
+          await c().sendInput({ process: byPid(pid), input: ptyInput("\x04") }, { headers: AUTH });
+        },
+      ],
     ]);
     expect(got.end?.exitCode).toBe(0);
   });
 
   it("refuses a terminal larger than it agrees to at start", async () => {
     const got = await drive(c(), { process: { cmd: "cat", args: [], envs: {} }, pty: {} }, [
-      [/^$/, async (pid) => {
-        await untilRunning(pid, "cat");
-        const huge = await c().update({ process: byPid(pid), pty: { size: { cols: 70_000, rows: 24 } } }, { headers: AUTH }).catch((e: unknown) => e);
-        expect(ConnectError.from(huge).code).toBe(Code.InvalidArgument);
-        await c().sendInput({ process: byPid(pid), input: ptyInput("\x04") }, { headers: AUTH });
-      }],
+      [
+        /^$/,
+        async (pid) => {
+          await untilRunning(pid, "cat");
+          const huge = await c()
+            .update({ process: byPid(pid), pty: { size: { cols: 70_000, rows: 24 } } }, { headers: AUTH })
+            .catch((e: unknown) => e);
+          expect(ConnectError.from(huge).code).toBe(Code.InvalidArgument);
+          await c().sendInput({ process: byPid(pid), input: ptyInput("\x04") }, { headers: AUTH });
+        },
+      ],
     ]);
     expect(got.end?.exitCode).toBe(0);
   });
@@ -135,13 +159,18 @@ describe("PTY", () => {
     const stillRuns = "trap '' HUP; exec 0<&- 1>&- 2>&-; sleep 1";
     const codes: Code[] = [];
     const got = await drive(c(), { process: { cmd: "sh", args: ["-c", stillRuns], envs: {} }, pty: {} }, [
-      [/^$/, async (pid) => {
-        for (let attempt = 0; attempt < 5; attempt++) {
-          await new Promise((resolve) => setTimeout(resolve, 100));
-          const err = await c().update({ process: byPid(pid), pty: { size: { cols: 100, rows: 30 } } }, { headers: AUTH }).catch((e: unknown) => e);
-          if (err !== undefined) codes.push(ConnectError.from(err).code);
-        }
-      }],
+      [
+        /^$/,
+        async (pid) => {
+          for (let attempt = 0; attempt < 5; attempt++) {
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            const err = await c()
+              .update({ process: byPid(pid), pty: { size: { cols: 100, rows: 30 } } }, { headers: AUTH })
+              .catch((e: unknown) => e);
+            if (err !== undefined) codes.push(ConnectError.from(err).code);
+          }
+        },
+      ],
     ]);
     // The terminal closes within milliseconds of the child's closing it, long before these.
     expect(codes).toEqual(Array(5).fill(Code.FailedPrecondition));

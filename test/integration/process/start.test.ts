@@ -103,7 +103,13 @@ describe("Start", () => {
 
   it("builds the environment from scratch, with the request's variables last", async () => {
     const got = await collect(c().start({ process: { cmd: "env", args: [], envs: { FOO: "bar baz", LANG: "en_US.UTF-8" } } }, { headers: AUTH }));
-    const env = new Map(got.stdout.toString().trim().split("\n").map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]));
+    const env = new Map(
+      got.stdout
+        .toString()
+        .trim()
+        .split("\n")
+        .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
+    );
     expect(env.get("HOME")).toBe("/root");
     expect(env.get("USER")).toBe("root");
     expect(env.get("LOGNAME")).toBe("root");
@@ -166,7 +172,7 @@ describe("Start", () => {
 
   it("delivers UTF-8 split across writes byte for byte, never ending a frame inside a character", async () => {
     // Every byte is its own write, 20 ms apart: longer than the coalescing window.
-    const script = "for c in 1 2 3 4; do for b in e2 82 ac f0 9f 98 80; do printf \"\\\\x$b\"; sleep 0.02; done; done";
+    const script = 'for c in 1 2 3 4; do for b in e2 82 ac f0 9f 98 80; do printf "\\\\x$b"; sleep 0.02; done; done';
     const got = await collect(c().start(sh(script), { headers: AUTH }));
     expect(got.stdout.toString("utf8")).toBe("€😀".repeat(4));
     const strict = new TextDecoder("utf-8", { fatal: true });

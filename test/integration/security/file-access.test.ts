@@ -111,8 +111,15 @@ describe("upload as an unprivileged user", () => {
     // file, as fast as it can: the old code chmodded that root file by path (0777 on first try).
     const racer = spawn(
       "setpriv",
-      [`--reuid=${mallory.uid}`, `--regid=${mallory.gid}`, "--init-groups", "--", "sh", "-c",
-        `end=$(($(date +%s) + 20)); while [ $(date +%s) -lt $end ]; do for f in ${dir}/.*.upload-*; do [ -f "$f" ] && ln -sf ${secret} "$f"; done; done`],
+      [
+        `--reuid=${mallory.uid}`,
+        `--regid=${mallory.gid}`,
+        "--init-groups",
+        "--",
+        "sh",
+        "-c",
+        `end=$(($(date +%s) + 20)); while [ $(date +%s) -lt $end ]; do for f in ${dir}/.*.upload-*; do [ -f "$f" ] && ln -sf ${secret} "$f"; done; done`,
+      ],
       { stdio: "ignore" },
     );
     try {
@@ -227,8 +234,15 @@ describe("remove as root of a tree another user can write into", () => {
       runAs(mallory, `cd ${shared} && for i in $(seq 1 200); do mkdir d$i && echo x > d$i/f; done`);
       const racer = spawn(
         "setpriv",
-        [`--reuid=${mallory.uid}`, `--regid=${mallory.gid}`, "--init-groups", "--", "sh", "-c",
-          `cd ${shared} || exit 0; end=$(($(date +%s) + 15)); while [ $(date +%s) -lt $end ]; do for d in d*; do [ -L "$d" ] || { mv "$d" ".$d" && ln -s ${bait} "$d"; } 2>/dev/null; done; done`],
+        [
+          `--reuid=${mallory.uid}`,
+          `--regid=${mallory.gid}`,
+          "--init-groups",
+          "--",
+          "sh",
+          "-c",
+          `cd ${shared} || exit 0; end=$(($(date +%s) + 15)); while [ $(date +%s) -lt $end ]; do for d in d*; do [ -L "$d" ] || { mv "$d" ".$d" && ln -s ${bait} "$d"; } 2>/dev/null; done; done`,
+        ],
         { stdio: "ignore" },
       );
       try {
@@ -322,10 +336,7 @@ describe.each<TransportName>(["connect-json-h1", "grpc"])("Filesystem RPCs as an
   });
 
   it("a watch of another user's private directory is refused", async () => {
-    await expectConnectError(
-      fs().createWatcher({ path: alice.home, recursive: true }, as(mallory)),
-      Code.PermissionDenied,
-    );
+    await expectConnectError(fs().createWatcher({ path: alice.home, recursive: true }, as(mallory)), Code.PermissionDenied);
     const stream = new WatchStream(fs(), alice.home, false, { "x-user": mallory.name });
     expect((await stream.done)?.code).toBe(Code.PermissionDenied);
   });

@@ -58,7 +58,9 @@ afterAll(async () => {
 
 /** Who loaded the library since the last call: one "uid program" line per process. */
 function loadedBy(): string[] {
-  const lines = readFileSync(proof, "utf8").split("\n").filter((line) => line !== "");
+  const lines = readFileSync(proof, "utf8")
+    .split("\n")
+    .filter((line) => line !== "");
   writeFileSync(proof, "");
   return lines;
 }
@@ -109,7 +111,9 @@ describe("the program's environment", () => {
   });
 
   it("in a terminal adds the terminal's type and working directory, as it always has", async () => {
-    const got = await collect(c().start({ process: { cmd: "/bin/sh", args: ["-c", "env | sort"], envs: { MINE: "1" }, cwd: "/tmp" }, pty: {} }, as(mallory.name)));
+    const got = await collect(
+      c().start({ process: { cmd: "/bin/sh", args: ["-c", "env | sort"], envs: { MINE: "1" }, cwd: "/tmp" }, pty: {} }, as(mallory.name)),
+    );
     const names = got.pty
       .toString()
       .split("\r\n")

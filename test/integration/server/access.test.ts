@@ -118,8 +118,7 @@ describe("access matrix: plain routes", () => {
     const sig = signature(path ? `/${path.replace(/^\/+/, "")}` : "/", op, "root", agent.token, expiration);
     return `signature=${encodeURIComponent(sig)}&signature_expiration=${expiration}&username=root`;
   }
-  const tokenHeaders = (mode: Mode): Record<string, string> =>
-    mode === "none" || mode === "signed" || mode === "expired" ? {} : headersFor(mode);
+  const tokenHeaders = (mode: Mode): Record<string, string> => (mode === "none" || mode === "signed" || mode === "expired" ? {} : headersFor(mode));
   const allowed = (mode: Mode, signedOk: boolean): boolean => mode === "right" || (signedOk && mode === "signed");
 
   it.each(MODES)("GET /health is open (%s)", async (mode) => {

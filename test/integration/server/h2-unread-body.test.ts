@@ -70,7 +70,9 @@ async function expectConnectionReleased(clientPort: number): Promise<void> {
   const agentSide = () => tcpStates(Number(new URL(agent.url).port), clientPort);
   await eventually(async () => (await agentSide()).length === 0, 5_000).catch(async () => {
     const states = await agentSide();
-    throw new Error(`the agent still holds the connection from port ${clientPort} (TCP state ${states.join(", ")}${states.includes(TCP_CLOSE_WAIT) ? ": CLOSE_WAIT" : ""})`);
+    throw new Error(
+      `the agent still holds the connection from port ${clientPort} (TCP state ${states.join(", ")}${states.includes(TCP_CLOSE_WAIT) ? ": CLOSE_WAIT" : ""})`,
+    );
   });
 }
 

@@ -62,7 +62,9 @@ describe("metrics", () => {
     expect(after.get(key)).toBe(before + 3);
     expect(after.get("sandbox_agent_process_resident_memory_bytes")).toBeGreaterThan(0);
     expect([...after.keys()].some((name) => name.startsWith("sandbox_agent_nodejs_eventloop_lag"))).toBe(true);
-    expect([...after.keys()].some((name) => name.startsWith('sandbox_agent_request_duration_seconds_bucket{le="0.005",route="/sandboxagent.Filesystem/Stat"'))).toBe(true);
+    expect(
+      [...after.keys()].some((name) => name.startsWith('sandbox_agent_request_duration_seconds_bucket{le="0.005",route="/sandboxagent.Filesystem/Stat"')),
+    ).toBe(true);
   });
 });
 
@@ -121,7 +123,10 @@ describe("logs", () => {
     // The line is written when the response closes; wait for it.
     for (let i = 0; i < 100 && !logs.includes('"route":"/download/*"'); i++) await new Promise((r) => setTimeout(r, 20));
 
-    const lines = logs.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+    const lines = logs
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     const downloadLine = lines.find((line) => line.msg === "request" && line.route === "/download/*");
     expect(downloadLine).toMatchObject({ method: "GET", status: 200 });
     expect(typeof downloadLine?.durationMs).toBe("number");

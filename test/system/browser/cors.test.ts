@@ -118,9 +118,11 @@ describe("a page on another origin", () => {
       if (msg.type() === "error") problems.push(`console: ${msg.text()}`);
     });
     await page.goto(pageUrl);
-    await page.waitForFunction(() => "results" in globalThis, undefined, { timeout: 30_000 }).catch((err: unknown) => {
-      throw new Error(`the page never finished: ${String(err)}\n${problems.join("\n")}`);
-    });
+    await page
+      .waitForFunction(() => "results" in globalThis, undefined, { timeout: 30_000 })
+      .catch((err: unknown) => {
+        throw new Error(`the page never finished: ${String(err)}\n${problems.join("\n")}`);
+      });
     const results = await page.evaluate(() => (globalThis as unknown as { results: PageResults }).results);
     await context.close();
 

@@ -85,10 +85,7 @@ async function main(config: PageConfig): Promise<PageResults> {
     let pid = 0;
     let stdout = "";
     let end: ProcessSeen["end"];
-    const events = process.start(
-      { process: { cmd: "/bin/sh", args: ["-c", "for i in 1 2 3; do echo line$i; sleep 0.1; done"], envs: {} } },
-      { headers },
-    );
+    const events = process.start({ process: { cmd: "/bin/sh", args: ["-c", "for i in 1 2 3; do echo line$i; sleep 0.1; done"], envs: {} } }, { headers });
     for await (const { event } of events) {
       if (event === undefined || event.event.case === undefined) continue;
       kinds.push(event.event.case);

@@ -91,13 +91,9 @@ describe("e2b code interpreter: runCode in Python", () => {
 
   it("gives a matplotlib figure as PNG and as E2B chart data", async () => {
     const execution = await sbx.runCode(
-      [
-        "import matplotlib.pyplot as plt",
-        "plt.plot([1, 2, 3], [4, 5, 6], label='series')",
-        "plt.title('Growth')",
-        "plt.xlabel('Time (s)')",
-        "plt.show()",
-      ].join("\n"),
+      ["import matplotlib.pyplot as plt", "plt.plot([1, 2, 3], [4, 5, 6], label='series')", "plt.title('Growth')", "plt.xlabel('Time (s)')", "plt.show()"].join(
+        "\n",
+      ),
     );
     expect(execution.error).toBeUndefined();
     const figure = execution.results[0];
@@ -108,7 +104,16 @@ describe("e2b code interpreter: runCode in Python", () => {
     expect(chart.title).toBe("Growth");
     expect(chart.x_label).toBe("Time (s)");
     expect(chart.x_unit).toBe("s");
-    expect(chart.elements).toEqual([{ label: "series", points: [[1, 4], [2, 5], [3, 6]] }]);
+    expect(chart.elements).toEqual([
+      {
+        label: "series",
+        points: [
+          [1, 4],
+          [2, 5],
+          [3, 6],
+        ],
+      },
+    ]);
   });
 
   it("gives a DataFrame's data as columns", async () => {
@@ -151,8 +156,8 @@ describe("e2b code interpreter: other languages", () => {
     { language: "javascript", set: "console.log(process.env.E2B_LANG_VAR ?? 'unset')", value: "let n = 41; n + 1", stdout: "42\n" },
     { language: "ts", set: "console.log(Deno.env.get('E2B_LANG_VAR') ?? 'unset')", value: "const m: number = 42; m", text: "42" },
     { language: "r", set: "cat(Sys.getenv('E2B_LANG_VAR', 'unset'), '\\n', sep = '')", value: "40 + 2", text: "[1] 42" },
-    { language: "java", set: "System.out.println(System.getenv().getOrDefault(\"E2B_LANG_VAR\", \"unset\"));", value: "int k = 41; k + 1", text: "42" },
-    { language: "bash", set: "echo \"${E2B_LANG_VAR:-unset}\"", value: "echo $((40 + 2))", stdout: "42\n" },
+    { language: "java", set: 'System.out.println(System.getenv().getOrDefault("E2B_LANG_VAR", "unset"));', value: "int k = 41; k + 1", text: "42" },
+    { language: "bash", set: 'echo "${E2B_LANG_VAR:-unset}"', value: "echo $((40 + 2))", stdout: "42\n" },
   ];
   for (const { language, set, value, text, stdout } of cases) {
     it(`${language}: runs code and applies env vars to one run only`, async () => {

@@ -83,7 +83,10 @@ describe("commands", () => {
     expect(listed.args).toContain("sleep 300 & sleep 300; wait");
     const group = (): string[] => {
       try {
-        return execFileSync("pgrep", ["-g", String(handle.pid)]).toString().trim().split("\n");
+        return execFileSync("pgrep", ["-g", String(handle.pid)])
+          .toString()
+          .trim()
+          .split("\n");
       } catch {
         return [];
       }
@@ -238,7 +241,11 @@ describe("auth", () => {
     expect((await fetch(`${url}/envs`)).status).toBe(401);
     const rpc = await fetch(`${url}/process.Process/List`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
     expect(rpc.status).toBe(401);
-    const init = await fetch(`${url}/init`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ accessToken: "stolen" }) });
+    const init = await fetch(`${url}/init`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ accessToken: "stolen" }),
+    });
     expect(init.status).toBe(401);
   });
 
@@ -288,7 +295,11 @@ describe("envd's JSON, read as plain text", () => {
       envelope.writeUInt32BE(request.length, 1);
       const res = await fetch(`${session.agent.url}/${service}/Start`, {
         method: "POST",
-        headers: { "content-type": "application/connect+json", "x-access-token": session.agent.token, authorization: `Basic ${Buffer.from("root:").toString("base64")}` },
+        headers: {
+          "content-type": "application/connect+json",
+          "x-access-token": session.agent.token,
+          authorization: `Basic ${Buffer.from("root:").toString("base64")}`,
+        },
         body: envelope,
       });
       const body = Buffer.from(await res.arrayBuffer());

@@ -28,7 +28,6 @@ afterAll(async () => {
   await dir?.cleanup();
 });
 
-
 let counter = 0;
 function fresh(name = "sdk"): string {
   const path = `${dir.path}/${name}-${++counter}`;
@@ -111,10 +110,14 @@ describe("sdk files", () => {
     })();
     // The SDK swallows the start message, so probe until the watch reports something.
     let probes = 0;
-    await eventually(() => {
-      writeFileSync(`${base}/probe-${++probes}`, "");
-      return events.length > 0;
-    }, 10_000, 100);
+    await eventually(
+      () => {
+        writeFileSync(`${base}/probe-${++probes}`, "");
+        return events.length > 0;
+      },
+      10_000,
+      100,
+    );
     writeFileSync(`${base}/sub/a.txt`, "a");
     await eventually(() => events.some((e) => e.name === "sub/a.txt" && e.type === "create"));
     writeFileSync(`${base}/sub/a.txt`, "aa", { flag: "a" });

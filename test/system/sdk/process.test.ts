@@ -42,7 +42,7 @@ describe("sdk commands", () => {
   });
 
   it("keeps UTF-8 intact although the SDK decodes every frame on its own", async () => {
-    const result = await sbx.commands.run("for b in e2 82 ac f0 9f 98 80; do printf \"\\\\x$b\"; sleep 0.02; done");
+    const result = await sbx.commands.run('for b in e2 82 ac f0 9f 98 80; do printf "\\\\x$b"; sleep 0.02; done');
     expect(result.stdout).toBe("€😀");
   });
 
@@ -98,9 +98,12 @@ describe("sdk commands", () => {
 describe("sdk pty", () => {
   it("starts a terminal, takes input, resizes and is killed", async () => {
     let output = "";
-    const terminal = await sbx.pty.start({ size: { cols: 100, rows: 30 }, onData: (data) => {
+    const terminal = await sbx.pty.start({
+      size: { cols: 100, rows: 30 },
+      onData: (data) => {
         output += decoder.decode(data);
-      } });
+      },
+    });
     // The handle's pid getter throws until the start event has arrived.
     const pidOf = (): number => {
       try {
@@ -151,7 +154,10 @@ describe("sdk processes", () => {
   });
 
   it("signals by tag and resizes a tagged terminal", async () => {
-    const terminal = sbx.processes.start({ cmd: "/bin/bash", args: ["-c", "read; stty size; sleep 1000"] }, { tag: "sdk-pty", pty: { size: { cols: 90, rows: 20 } } });
+    const terminal = sbx.processes.start(
+      { cmd: "/bin/bash", args: ["-c", "read; stty size; sleep 1000"] },
+      { tag: "sdk-pty", pty: { size: { cols: 90, rows: 20 } } },
+    );
     await terminal.next();
     await sbx.processes.updatePty({ tag: "sdk-pty" }, { size: { cols: 91, rows: 21 } });
     await sbx.processes.sendPtyInput({ tag: "sdk-pty" }, "\r");

@@ -26,8 +26,7 @@ interface Run {
 }
 
 function summarize(outcome: Run["outcome"], events: KernelEvent[]): Run {
-  const text = (kind: "stdout" | "stderr"): string =>
-    events.map((e) => (e.kind === kind ? e.text : "")).join("");
+  const text = (kind: "stdout" | "stderr"): string => events.map((e) => (e.kind === kind ? e.text : "")).join("");
   return {
     outcome,
     events,
@@ -106,7 +105,7 @@ describe("bash driver", () => {
   });
 
   it("keeps variables, functions, options and the working directory between executions", async () => {
-    const first = await run(kernel, "counter=41\ngreet() { echo \"hello $1\"; }\nshopt -s extglob\nmkdir -p sub && cd sub");
+    const first = await run(kernel, 'counter=41\ngreet() { echo "hello $1"; }\nshopt -s extglob\nmkdir -p sub && cd sub');
     expect(first.outcome.status).toBe("ok");
     const second = await run(kernel, "counter=$((counter + 1)); echo $counter; greet world; shopt -q extglob && echo extglob; pwd");
     expect(second.outcome.status).toBe("ok");
@@ -142,11 +141,11 @@ describe("bash driver", () => {
     const witness = join(dir, "executed");
     const tricky = `it's "quoted"\nsecond line $(touch ${witness}) \`touch ${witness}\` $HOME \\ end`;
     await run(kernel, "PLAIN=local");
-    const during = await run(
-      kernel,
-      'printf "%s|" "$FOO" "$PLAIN" "$TRICKY"; printf "\\n"; bash -c \'printf "child:%s|%s" "$TRICKY" "$PLAIN"\'',
-      { FOO: "over", PLAIN: "exported now", TRICKY: tricky },
-    );
+    const during = await run(kernel, 'printf "%s|" "$FOO" "$PLAIN" "$TRICKY"; printf "\\n"; bash -c \'printf "child:%s|%s" "$TRICKY" "$PLAIN"\'', {
+      FOO: "over",
+      PLAIN: "exported now",
+      TRICKY: tricky,
+    });
     expect(during.outcome.status).toBe("ok");
     expect(during.stdout).toBe(`over|exported now|${tricky}|\nchild:${tricky}|exported now`);
     expect(existsSync(witness)).toBe(false);
@@ -192,7 +191,10 @@ describe("bash driver", () => {
   });
 
   it("streams output without a trailing newline and decodes UTF-8 split across writes", async () => {
-    const result = await run(kernel, "printf 'caf\\xc3'; sleep 0.2; printf '\\xa9 \\xe2\\x82'; sleep 0.2; printf '\\xac \\xf0\\x9f\\x98'; sleep 0.2; printf '\\x80'");
+    const result = await run(
+      kernel,
+      "printf 'caf\\xc3'; sleep 0.2; printf '\\xa9 \\xe2\\x82'; sleep 0.2; printf '\\xac \\xf0\\x9f\\x98'; sleep 0.2; printf '\\x80'",
+    );
     expect(result.stdout).toBe("café € 😀");
     expect(result.stdout).not.toContain("\ufffd");
     // Several chunks arrived, each decoded on its own: the split characters were held, not mangled.

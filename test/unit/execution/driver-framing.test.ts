@@ -12,9 +12,13 @@ function scan(chunks: Buffer[]): { text: string; pieces: string[]; status: strin
   const scanner = new SentinelScanner();
   const pieces: string[] = [];
   let status: string | undefined;
-  scanner.arm(MARKER, (t) => pieces.push(t), (s) => {
-    status = s;
-  });
+  scanner.arm(
+    MARKER,
+    (t) => pieces.push(t),
+    (s) => {
+      status = s;
+    },
+  );
   for (const chunk of chunks) scanner.push(chunk);
   return { text: pieces.join(""), pieces, status };
 }
@@ -55,7 +59,11 @@ describe("SentinelScanner", () => {
   it("streams: text before a possible marker start is delivered at once", () => {
     const scanner = new SentinelScanner();
     const pieces: string[] = [];
-    scanner.arm(MARKER, (t) => pieces.push(t), () => undefined);
+    scanner.arm(
+      MARKER,
+      (t) => pieces.push(t),
+      () => undefined,
+    );
     scanner.push(Buffer.from("first line\n\x1eSA"));
     expect(pieces.join("")).toBe("first line\n");
     scanner.push(Buffer.from("not-the-marker"));
@@ -67,9 +75,13 @@ describe("SentinelScanner", () => {
     scanner.push(Buffer.from("between executions"));
     const pieces: string[] = [];
     let ended = false;
-    scanner.arm(MARKER, (t) => pieces.push(t), () => {
-      ended = true;
-    });
+    scanner.arm(
+      MARKER,
+      (t) => pieces.push(t),
+      () => {
+        ended = true;
+      },
+    );
     scanner.push(Buffer.from("partial \xe2\x82".split("").map((c) => c.charCodeAt(0))));
     scanner.push(Buffer.from(MARKER.slice(0, 5)));
     scanner.flush();
@@ -82,9 +94,13 @@ describe("SentinelScanner", () => {
   it("holds only a bounded number of bytes whatever the output", () => {
     const scanner = new SentinelScanner();
     let total = 0;
-    scanner.arm(MARKER, (t) => {
-      total += t.length;
-    }, () => undefined);
+    scanner.arm(
+      MARKER,
+      (t) => {
+        total += t.length;
+      },
+      () => undefined,
+    );
     const chunk = Buffer.alloc(1 << 16, 0x61);
     for (let i = 0; i < 160; i++) scanner.push(chunk);
     expect(total).toBe(160 * (1 << 16));
@@ -99,11 +115,7 @@ describe("frames", () => {
   });
 
   it("cuts a stream into frames wherever it is split", () => {
-    const stream = Buffer.concat([
-      encodeFrame("O", Buffer.from("out é")),
-      encodeFrame("K", Buffer.alloc(0)),
-      encodeFrame("D", encodeStrings(["1", "ok"])),
-    ]);
+    const stream = Buffer.concat([encodeFrame("O", Buffer.from("out é")), encodeFrame("K", Buffer.alloc(0)), encodeFrame("D", encodeStrings(["1", "ok"]))]);
     for (const chunks of splitsOf(stream)) {
       const reader = new FrameReader();
       const frames = chunks.flatMap((chunk) => reader.push(chunk));

@@ -124,7 +124,10 @@ describe("jshell driver", () => {
     );
     expect(first.outcome.status).toBe("ok");
     expect(first.results).toEqual([]);
-    const second = await run(kernel, 'counter++;\nSystem.out.println(greet("world") + " " + new Box(counter).value + " " + LocalDate.of(2024, 2, 29).getDayOfWeek());');
+    const second = await run(
+      kernel,
+      'counter++;\nSystem.out.println(greet("world") + " " + new Box(counter).value + " " + LocalDate.of(2024, 2, 29).getDayOfWeek());',
+    );
     expect(second.outcome.status).toBe("ok");
     expect(second.stdout).toBe("hello world 42 THURSDAY\n");
     // jshell's default imports are there, as in the jshell tool.
@@ -196,7 +199,7 @@ describe("jshell driver", () => {
       kernel,
       [
         'System.out.print(System.getenv("FOO") + "|" + System.getenv("TRICKY") + "|");',
-        "ProcessBuilder builder = new ProcessBuilder(\"sh\", \"-c\", \"printf %s \\\"$TRICKY\\\"\");",
+        'ProcessBuilder builder = new ProcessBuilder("sh", "-c", "printf %s \\"$TRICKY\\"");',
         'System.out.print(builder.environment().get("TRICKY").equals(System.getenv("TRICKY")) + "|");',
         "Process p = builder.start();",
         "System.out.print(new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8));",
@@ -222,7 +225,7 @@ describe("jshell driver", () => {
     const result = await run(
       kernel,
       [
-        "byte[] bytes = \"café € 😀\".getBytes(java.nio.charset.StandardCharsets.UTF_8);",
+        'byte[] bytes = "café € 😀".getBytes(java.nio.charset.StandardCharsets.UTF_8);',
         "for (byte b : bytes) { System.out.write(b); System.out.flush(); Thread.sleep(15); }",
       ].join("\n"),
     );
@@ -263,7 +266,7 @@ describe("jshell driver", () => {
   it("stops a cell interrupted the moment it starts, before it could print anything", async () => {
     for (let attempt = 0; attempt < 5; attempt++) {
       const events: KernelEvent[] = [];
-      const done = kernel.execute("Thread.sleep(1_000_000);\nSystem.out.println(\"after\");", { env: {}, onEvent: (e) => events.push(e) });
+      const done = kernel.execute('Thread.sleep(1_000_000);\nSystem.out.println("after");', { env: {}, onEvent: (e) => events.push(e) });
       while (kernel.state !== "busy") await new Promise((resolve) => setImmediate(resolve));
       await kernel.interrupt();
       const outcome = await done;

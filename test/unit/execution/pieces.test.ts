@@ -119,9 +119,15 @@ describe("results", () => {
   });
 
   it("describes a failure that only a kernel's stderr explains", () => {
-    expect(errorFromReply({ status: "error" }, "evalmachine:1\nthrow x\n\nTypeError: bad thing\n    at foo")).toMatchObject({ name: "TypeError", value: "bad thing" });
+    expect(errorFromReply({ status: "error" }, "evalmachine:1\nthrow x\n\nTypeError: bad thing\n    at foo")).toMatchObject({
+      name: "TypeError",
+      value: "bad thing",
+    });
     expect(errorFromReply({ status: "error", ename: "KeyError", evalue: "'k'" }, "")).toMatchObject({ name: "KeyError", value: "'k'" });
-    expect(errorFromReply({ status: "error" }, "1:5 - Type 'string' is not assignable\n")).toMatchObject({ name: "Error", value: "1:5 - Type 'string' is not assignable" });
+    expect(errorFromReply({ status: "error" }, "1:5 - Type 'string' is not assignable\n")).toMatchObject({
+      name: "Error",
+      value: "1:5 - Type 'string' is not assignable",
+    });
   });
 });
 
@@ -131,7 +137,20 @@ describe("chart conversion", () => {
       type: "superchart",
       title: "all",
       elements: [
-        { type: "line", title: "l", elements: [{ label: "s", points: [[1, "nan"], ["2024-01-01", 2]] }], extra: { x_scale: "linear" } },
+        {
+          type: "line",
+          title: "l",
+          elements: [
+            {
+              label: "s",
+              points: [
+                [1, "nan"],
+                ["2024-01-01", 2],
+              ],
+            },
+          ],
+          extra: { x_scale: "linear" },
+        },
         { type: "pie", title: "p", elements: [{ label: "a", angle: 90, radius: 1 }], extra: {} },
       ],
       extra: {},
@@ -161,7 +180,10 @@ describe("per-context queue", () => {
     const order: string[] = [];
     const first = await queue.acquire(new AbortController().signal);
     const quitter = new AbortController();
-    const gaveUp = queue.acquire(quitter.signal).then(() => order.push("quitter"), () => order.push("quitter left"));
+    const gaveUp = queue.acquire(quitter.signal).then(
+      () => order.push("quitter"),
+      () => order.push("quitter left"),
+    );
     const third = queue.acquire(new AbortController().signal).then((release) => {
       order.push("third");
       release();
@@ -210,7 +232,10 @@ describe("languages and kernelspecs", () => {
       [second, "Theirs"],
     ] as const) {
       await mkdir(join(root, "kernels", "mylang"), { recursive: true });
-      await writeFile(join(root, "kernels", "mylang", "kernel.json"), JSON.stringify({ argv: ["x", "{connection_file}"], display_name: display, language: "MyLang", interrupt_mode: "message" }));
+      await writeFile(
+        join(root, "kernels", "mylang", "kernel.json"),
+        JSON.stringify({ argv: ["x", "{connection_file}"], display_name: display, language: "MyLang", interrupt_mode: "message" }),
+      );
     }
     await mkdir(join(second, "kernels", "broken"), { recursive: true });
     await writeFile(join(second, "kernels", "broken", "kernel.json"), "{not json");

@@ -6,7 +6,17 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { AuthError, checkAccessToken, resolveUser, signature, signaturePath, userNameFromHeaders, verifySignedUrl, type Operation, type SignedParams } from "../../../src/auth.js";
+import {
+  AuthError,
+  checkAccessToken,
+  resolveUser,
+  signature,
+  signaturePath,
+  userNameFromHeaders,
+  verifySignedUrl,
+  type Operation,
+  type SignedParams,
+} from "../../../src/auth.js";
 
 const RUNS = 1_000;
 const NOW = 1_800_000_000;
@@ -23,7 +33,10 @@ const text = fc.oneof(
 );
 const paths = fc.option(text, { nil: undefined });
 const ops = fc.constantFrom<Operation>("read", "write");
-const users = fc.oneof(fc.constantFrom("root", "user", "nobody"), text.filter((s) => s !== ""));
+const users = fc.oneof(
+  fc.constantFrom("root", "user", "nobody"),
+  text.filter((s) => s !== ""),
+);
 const tokens = fc.oneof(fc.constant("envd-test-token"), fc.string({ minLength: 1, maxLength: 40 }));
 const futureExpirations = fc.option(fc.integer({ min: NOW, max: 999_999_999_999 }), { nil: undefined });
 
@@ -150,7 +163,9 @@ describe("signed URLs", () => {
   });
 
   it("answer any parameters with a user or an AuthError, and a user only for the right signature", () => {
-    const expiration = fc.option(fc.oneof(text, fc.constantFrom("-1", "NaN", "1e10", "0", "18446744073709551616", "9".repeat(13), " 1", "Infinity")), { nil: undefined });
+    const expiration = fc.option(fc.oneof(text, fc.constantFrom("-1", "NaN", "1e10", "0", "18446744073709551616", "9".repeat(13), " 1", "Infinity")), {
+      nil: undefined,
+    });
     fc.assert(
       fc.property(text, expiration, fc.option(text, { nil: undefined }), paths, ops, tokens, (sig, exp, username, path, op, token) => {
         const result = verify({ signature: sig, expiration: exp, username }, path, op, token);

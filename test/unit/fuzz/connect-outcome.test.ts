@@ -48,7 +48,10 @@ beforeAll(async () => {
     const answer = ANSWERS[String(headers[":path"])]!;
     stream.resume();
     stream.on("end", () => {
-      stream.respond({ ":status": 200, ...(answer.type === undefined ? {} : { "content-type": answer.type }) }, { waitForTrailers: answer.trailers !== undefined });
+      stream.respond(
+        { ":status": 200, ...(answer.type === undefined ? {} : { "content-type": answer.type }) },
+        { waitForTrailers: answer.trailers !== undefined },
+      );
       if (answer.trailers !== undefined) stream.on("wantTrailers", () => stream.sendTrailers(answer.trailers!));
       stream.end(answer.body);
     });

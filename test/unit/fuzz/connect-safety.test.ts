@@ -29,8 +29,18 @@ import type { RequestSpec } from "../../../harness/request.js";
 
 const ctx: FuzzContext = { token: "t", scratch: "/tmp/agent-fuzz-safety" };
 const method = (service: string, name: string): DescMethod => servedMethods().find((m) => m.parent.typeName === `sandboxagent.${service}` && m.name === name)!;
-const spec = (body: Uint8Array, headers: [string, string][] = [], target = "/x"): RequestSpec => ({ family: "test", transport: "http1", method: "POST", target, headers, body: [body] });
-const DEADLINES: [string, string][] = [["connect-timeout-ms", "500"], ["grpc-timeout", "500m"]];
+const spec = (body: Uint8Array, headers: [string, string][] = [], target = "/x"): RequestSpec => ({
+  family: "test",
+  transport: "http1",
+  method: "POST",
+  target,
+  headers,
+  body: [body],
+});
+const DEADLINES: [string, string][] = [
+  ["connect-timeout-ms", "500"],
+  ["grpc-timeout", "500m"],
+];
 
 const remove = method("Filesystem", "Remove");
 const binaryOf = (desc: DescMessage, init: object): Uint8Array => toBinary(desc, create(desc, init as never));
@@ -58,7 +68,9 @@ describe("the safety gate", () => {
     expect(unsafeRequest(spec(binaryOf(RemoveRequestSchema, root)), remove, ctx)).toBeDefined();
     expect(unsafeRequest(spec(jsonOf(RemoveRequestSchema, root)), remove, ctx)).toBeDefined();
     expect(unsafeRequest(spec(frame(1, gzipSync(jsonOf(RemoveRequestSchema, root)))), remove, ctx)).toBeDefined();
-    expect(unsafeRequest(spec(Buffer.concat([frame(0, binaryOf(RemoveRequestSchema, inside)), frame(0, binaryOf(RemoveRequestSchema, root))])), remove, ctx)).toBeDefined();
+    expect(
+      unsafeRequest(spec(Buffer.concat([frame(0, binaryOf(RemoveRequestSchema, inside)), frame(0, binaryOf(RemoveRequestSchema, root))])), remove, ctx),
+    ).toBeDefined();
     const query = `message=${encodeURIComponent(Buffer.from(binaryOf(RemoveRequestSchema, root)).toString("base64url"))}&base64=1`;
     expect(unsafeRequest(spec(new Uint8Array(0), [], `/x?${query}`), remove, ctx)).toBeDefined();
     const move = method("Filesystem", "Move");
@@ -83,10 +95,28 @@ describe("the safety gate", () => {
     expect(unsafeRequest(spec(startOf({ process: { cmd: "echo", envs: { "PATH=x": "y" } } })), start, ctx)).toMatch(/PATH/);
     expect(unsafeRequest(spec(startOf({ process: { cmd: "cat" } })), start, ctx)).toMatch(/short deadline/);
     expect(unsafeRequest(spec(startOf({ process: { cmd: "cat" } }), [["connect-timeout-ms", "500"]]), start, ctx)).toMatch(/short deadline/);
-    expect(unsafeRequest(spec(startOf({ process: { cmd: "cat" } }), [["connect-timeout-ms", "60000"], ["grpc-timeout", "1S"]]), start, ctx)).toMatch(/short deadline/);
+    expect(
+      unsafeRequest(
+        spec(startOf({ process: { cmd: "cat" } }), [
+          ["connect-timeout-ms", "60000"],
+          ["grpc-timeout", "1S"],
+        ]),
+        start,
+        ctx,
+      ),
+    ).toMatch(/short deadline/);
     expect(unsafeRequest(spec(startOf({ process: { cmd: "cat" } }), DEADLINES), start, ctx)).toBeUndefined();
     // A malformed deadline makes the agent refuse the call before it starts anything.
-    expect(unsafeRequest(spec(startOf({ process: { cmd: "cat" } }), [["connect-timeout-ms", "x"], ["grpc-timeout", "500m"]]), start, ctx)).toBeUndefined();
+    expect(
+      unsafeRequest(
+        spec(startOf({ process: { cmd: "cat" } }), [
+          ["connect-timeout-ms", "x"],
+          ["grpc-timeout", "500m"],
+        ]),
+        start,
+        ctx,
+      ),
+    ).toBeUndefined();
   });
 
   it("code: only bash snippets, never a kernel", () => {

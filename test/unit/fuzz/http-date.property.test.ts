@@ -42,9 +42,28 @@ const notHttpDates = fc.oneof(
   instants.map((s) => imfFixdate(s).replace("GMT", "PST")),
   instants.map((s) => imfFixdate(s).toLowerCase()),
   instants.map((s) => imfFixdate(s).replace(/^\w+, /, "")),
-  fc.tuple(fc.string({ minLength: 1, maxLength: 8 }).filter((s) => s.trim() !== ""), instants).map(([junk, s]) => `${junk} ${imfFixdate(s)}`),
-  fc.tuple(instants, fc.string({ minLength: 1, maxLength: 8 }).filter((s) => s.trim() !== "")).map(([s, junk]) => `${imfFixdate(s)} ${junk}`),
-  fc.constantFrom("garbage 2020", "x 5", "6 Nov 1994", "yesterday", "", "Sun, 31 Feb 1994 08:49:37 GMT", "Sun, 06 Nov 1994 24:00:00 GMT", "Sun, 06 Nov 94 08:49:37 GMT"),
+  fc
+    .tuple(
+      fc.string({ minLength: 1, maxLength: 8 }).filter((s) => s.trim() !== ""),
+      instants,
+    )
+    .map(([junk, s]) => `${junk} ${imfFixdate(s)}`),
+  fc
+    .tuple(
+      instants,
+      fc.string({ minLength: 1, maxLength: 8 }).filter((s) => s.trim() !== ""),
+    )
+    .map(([s, junk]) => `${imfFixdate(s)} ${junk}`),
+  fc.constantFrom(
+    "garbage 2020",
+    "x 5",
+    "6 Nov 1994",
+    "yesterday",
+    "",
+    "Sun, 31 Feb 1994 08:49:37 GMT",
+    "Sun, 06 Nov 1994 24:00:00 GMT",
+    "Sun, 06 Nov 94 08:49:37 GMT",
+  ),
 );
 
 describe("httpDateSeconds", () => {
@@ -95,7 +114,7 @@ describe("conditions with a value that is not an HTTP-date", () => {
     );
   });
 
-  it("regression: \"0\" and \"2099\" were dates (Date.parse), which turned garbage into 412 and 304", () => {
+  it('regression: "0" and "2099" were dates (Date.parse), which turned garbage into 412 and 304', () => {
     const v: Validators = { etag: '"e"', lastModified: imfFixdate(1_700_000_000), modifiedSeconds: 1_700_000_000 };
     expect(evaluatePreconditions({ ...none, ifUnmodifiedSince: "0" }, v)).toBe("proceed");
     expect(evaluatePreconditions({ ...none, ifModifiedSince: "2099" }, v)).toBe("proceed");

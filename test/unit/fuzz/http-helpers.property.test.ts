@@ -64,13 +64,17 @@ describe("content types and conditional requests", () => {
   const header = fc.option(
     fc.oneof(
       fc.string({ maxLength: 40 }),
-      fc.constantFrom("*", '"x"', 'W/"x"', "W/", '"', "W/\"", '"a", W/"b"', "Sun, 06 Nov 1994 08:49:37 GMT", "garbage", ""),
+      fc.constantFrom("*", '"x"', 'W/"x"', "W/", '"', 'W/"', '"a", W/"b"', "Sun, 06 Nov 1994 08:49:37 GMT", "garbage", ""),
       fc.date({ noInvalidDate: true }).map((d) => d.toUTCString()),
     ),
     { nil: undefined },
   );
   const conditions = fc.record<Conditions>({ ifMatch: header, ifNoneMatch: header, ifModifiedSince: header, ifUnmodifiedSince: header, ifRange: header });
-  const stats = fc.record({ ino: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), size: fc.bigInt({ min: 0n, max: 2n ** 63n }), mtimeNs: fc.bigInt({ min: 0n, max: 2n ** 63n }) });
+  const stats = fc.record({
+    ino: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+    size: fc.bigInt({ min: 0n, max: 2n ** 63n }),
+    mtimeNs: fc.bigInt({ min: 0n, max: 2n ** 63n }),
+  });
 
   it("preconditions and If-Range decide without throwing, for any headers and file", () => {
     fc.assert(
@@ -79,7 +83,12 @@ describe("content types and conditional requests", () => {
         expect(["proceed", "not-modified", "failed"]).toContain(evaluatePreconditions(c, v));
         expect(typeof rangeAllowed(c.ifRange, v)).toBe("boolean");
         // The file's own validators always pass.
-        expect(evaluatePreconditions({ ifMatch: v.etag, ifNoneMatch: undefined, ifModifiedSince: undefined, ifUnmodifiedSince: v.lastModified, ifRange: undefined }, v)).toBe("proceed");
+        expect(
+          evaluatePreconditions(
+            { ifMatch: v.etag, ifNoneMatch: undefined, ifModifiedSince: undefined, ifUnmodifiedSince: v.lastModified, ifRange: undefined },
+            v,
+          ),
+        ).toBe("proceed");
         expect(rangeAllowed(v.etag, v)).toBe(true);
         expect(rangeAllowed(v.lastModified, v)).toBe(true);
       }),
@@ -146,18 +155,25 @@ describe("upload placement", () => {
 
   it("lets a signed upload write only the signed path or inside it", () => {
     fc.assert(
-      fc.property(pathText, fc.array(pathText.map((p) => posix.resolve("/home/u", p.replace(/\0/g, ""))), { minLength: 1, maxLength: 3 }), (signed, targets) => {
-        const placements = targets.map((target) => ({ target, shown: target }));
-        let allowed: string;
-        try {
-          allowed = posix.resolve("/home/u", signed.startsWith("~/") ? signed.slice(2) : signed === "~" ? "" : signed);
-          checkSignedScope(placements, signed, user);
-        } catch (err) {
-          expect(err).toBeInstanceOf(HttpError);
-          return;
-        }
-        for (const { target } of placements) expect(target === allowed || target.startsWith(allowed === "/" ? "/" : `${allowed}/`)).toBe(true);
-      }),
+      fc.property(
+        pathText,
+        fc.array(
+          pathText.map((p) => posix.resolve("/home/u", p.replace(/\0/g, ""))),
+          { minLength: 1, maxLength: 3 },
+        ),
+        (signed, targets) => {
+          const placements = targets.map((target) => ({ target, shown: target }));
+          let allowed: string;
+          try {
+            allowed = posix.resolve("/home/u", signed.startsWith("~/") ? signed.slice(2) : signed === "~" ? "" : signed);
+            checkSignedScope(placements, signed, user);
+          } catch (err) {
+            expect(err).toBeInstanceOf(HttpError);
+            return;
+          }
+          for (const { target } of placements) expect(target === allowed || target.startsWith(allowed === "/" ? "/" : `${allowed}/`)).toBe(true);
+        },
+      ),
       { numRuns: RUNS },
     );
   });

@@ -21,7 +21,12 @@ const segment = fc.oneof(
 );
 
 const paths = fc.oneof(
-  { arbitrary: fc.tuple(fc.constantFrom("", "/", "//", "~", "~/", "./", "../"), fc.array(segment, { maxLength: 12 }), fc.constantFrom("", "/", "//")).map(([head, segs, tail]) => head + segs.join("/") + tail), weight: 8 },
+  {
+    arbitrary: fc
+      .tuple(fc.constantFrom("", "/", "//", "~", "~/", "./", "../"), fc.array(segment, { maxLength: 12 }), fc.constantFrom("", "/", "//"))
+      .map(([head, segs, tail]) => head + segs.join("/") + tail),
+    weight: 8,
+  },
   { arbitrary: fc.string({ unit: "binary", maxLength: 40 }), weight: 2 },
   { arbitrary: fc.integer({ min: 1, max: 60 }).map((n) => `${"../".repeat(n)}etc`), weight: 1 },
   { arbitrary: fc.integer({ min: 1000, max: 1500 }).map((n) => "/ab".repeat(n)), weight: 1 },
@@ -52,7 +57,12 @@ describe("resolvePath", () => {
         expect(result.startsWith("/")).toBe(true);
         expect(posix.normalize(result)).toBe(result);
         expect(result === "/" || !result.endsWith("/")).toBe(true);
-        expect(result.split("/").slice(1).every((s) => s !== "." && s !== ".." && (s !== "" || result === "/"))).toBe(true);
+        expect(
+          result
+            .split("/")
+            .slice(1)
+            .every((s) => s !== "." && s !== ".." && (s !== "" || result === "/")),
+        ).toBe(true);
         expect(result.includes("\0")).toBe(false);
         expect(Buffer.byteLength(result)).toBeLessThan(PATH_MAX);
       }),
@@ -62,26 +72,34 @@ describe("resolvePath", () => {
 
   it("resolves absolute paths on their own and relative ones against the home, `..` stopping at /", () => {
     fc.assert(
-      fc.property(paths.filter((p) => !p.startsWith("~") && !p.includes("\0")), users, (path, user) => {
-        const result = attempt(path, user);
-        const expected = path === "" ? user.home : posix.resolve(user.home, path);
-        if (Buffer.byteLength(expected) >= PATH_MAX) expect(result).toBeInstanceOf(PathError);
-        else expect(result).toBe(expected);
-      }),
+      fc.property(
+        paths.filter((p) => !p.startsWith("~") && !p.includes("\0")),
+        users,
+        (path, user) => {
+          const result = attempt(path, user);
+          const expected = path === "" ? user.home : posix.resolve(user.home, path);
+          if (Buffer.byteLength(expected) >= PATH_MAX) expect(result).toBeInstanceOf(PathError);
+          else expect(result).toBe(expected);
+        },
+      ),
       { numRuns: RUNS },
     );
   });
 
   it("expands ~ and ~/ to the caller's home only, and refuses ~name", () => {
     fc.assert(
-      fc.property(paths.filter((p) => !p.includes("\0")), users, (rest, user) => {
-        const inHome = attempt(`~/${rest}`, user);
-        if (!(inHome instanceof PathError)) {
-          // `..` may climb out of the home, as it would in a shell; it cannot climb out of /.
-          expect(inHome).toBe(posix.resolve(user.home, rest.replace(/^\/+/, "")));
-        }
-        if (rest !== "" && !rest.startsWith("/")) expect(attempt(`~${rest}`, user)).toBeInstanceOf(PathError);
-      }),
+      fc.property(
+        paths.filter((p) => !p.includes("\0")),
+        users,
+        (rest, user) => {
+          const inHome = attempt(`~/${rest}`, user);
+          if (!(inHome instanceof PathError)) {
+            // `..` may climb out of the home, as it would in a shell; it cannot climb out of /.
+            expect(inHome).toBe(posix.resolve(user.home, rest.replace(/^\/+/, "")));
+          }
+          if (rest !== "" && !rest.startsWith("/")) expect(attempt(`~${rest}`, user)).toBeInstanceOf(PathError);
+        },
+      ),
       { numRuns: RUNS },
     );
   });

@@ -37,7 +37,21 @@ describe("parseRange", () => {
   });
 
   it("ignores what is absent, malformed or in another unit", () => {
-    for (const header of [undefined, "", "bytes", "bytes=", "bytes=,", "bytes=x-1", "bytes=5-1", "bytes=1-2-3", "bytes=--1", "items=0-1", "bytes 0-1", "bytes=0x1-2", "bytes=1.5-2"]) {
+    for (const header of [
+      undefined,
+      "",
+      "bytes",
+      "bytes=",
+      "bytes=,",
+      "bytes=x-1",
+      "bytes=5-1",
+      "bytes=1-2-3",
+      "bytes=--1",
+      "items=0-1",
+      "bytes 0-1",
+      "bytes=0x1-2",
+      "bytes=1.5-2",
+    ]) {
       expect(parseRange(header, 10), String(header)).toEqual(full);
     }
   });

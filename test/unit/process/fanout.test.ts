@@ -72,7 +72,10 @@ describe("OutputFanout", () => {
       fanout.publish(frame("0123456789"));
       await take(fastEvents, 1);
     }
-    const err = await slow.events(new AbortController().signal).next().catch((e: unknown) => e);
+    const err = await slow
+      .events(new AbortController().signal)
+      .next()
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).code).toBe(Code.ResourceExhausted);
     expect((err as ConnectError).rawMessage).toContain("50 bytes of output were not delivered");

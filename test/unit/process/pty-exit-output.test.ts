@@ -26,7 +26,13 @@ async function runPaused(file: string, args: string[], pausedMs: number): Promis
   let exited: (exit: Exit) => void = () => {};
   const exit = new Promise<Exit>((resolve) => (exited = resolve));
   const child = await spawnPty(
-    { cmd: file, launch: { file, args }, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TERM: "xterm-256color" }, cwd: "/", io: { kind: "pty", cols: 80, rows: 24 } },
+    {
+      cmd: file,
+      launch: { file, args },
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TERM: "xterm-256color" },
+      cwd: "/",
+      io: { kind: "pty", cols: 80, rows: 24 },
+    },
     { cols: 80, rows: 24 },
     {
       onOutput: (_stream, chunk) => {
