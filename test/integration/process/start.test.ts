@@ -246,7 +246,10 @@ describe("Start", () => {
   });
 
   it("sets the children's OOM score above the agent's", async () => {
-    const got = await collect(c().start({ process: { cmd: "cat", args: ["/proc/self/oom_score_adj"], envs: {} } }, { headers: AUTH }));
+    // One read: cat reads twice, and a score written between its reads gives "0\n" then the
+    // tail of "500\n" from offset 2, "0\n0\n" (procfs; found under load).
+    const once = { cmd: "dd", args: ["if=/proc/self/oom_score_adj", "bs=64", "count=1", "status=none"], envs: {} };
+    const got = await collect(c().start({ process: once }, { headers: AUTH }));
     // Written right after the spawn: a process this short may have read its value first.
     expect(["0\n", "500\n"]).toContain(got.stdout.toString());
     const running = await collect(c().start(sh("sleep 0.3; cat /proc/self/oom_score_adj"), { headers: AUTH }));
