@@ -65,6 +65,7 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
   // preflights are requests an operator counts too.
   const idleMemory = new IdleMemory();
   app.addHook("onClose", async () => idleMemory.stop());
+  metrics.observe("idle_collections", "Full collections (and allocator trims) run because the agent was idle", () => idleMemory.collections);
   observeRequests(app, metrics, idleMemory);
   registerCors(app);
   if (config.auth === "token" && config.accessToken === undefined) throw new Error("auth mode token needs an access token");
@@ -117,6 +118,9 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
   return app;
 }
 
+/** Routes that pollers call on a timer, which say nothing about whether the agent is in use. */
+const PROBE_ROUTES: ReadonlySet<string> = new Set(["/health", "/metrics"]);
+
 /**
  * Counts, times and logs every request once, when its response closes: this also covers streams
  * that end early and clients that go away, which fastify's onResponse hook does not see.
@@ -126,9 +130,12 @@ function observeRequests(app: FastifyInstance, metrics: Metrics, idleMemory: Idl
     const route = req.routeOptions.url ?? "unmatched";
     const started = process.hrtime.bigint();
     metrics.inFlight.inc({ route });
-    idleMemory.requestStarted();
+    // Health checks and scrapes come every few seconds for ever: counted as activity, they would
+    // keep an otherwise idle agent from ever giving its memory back.
+    const counts = !PROBE_ROUTES.has(route);
+    if (counts) idleMemory.requestStarted();
     reply.raw.once("close", () => {
-      idleMemory.requestEnded();
+      if (counts) idleMemory.requestEnded();
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const status = reply.raw.statusCode;
       metrics.inFlight.dec({ route });
