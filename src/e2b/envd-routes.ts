@@ -17,13 +17,12 @@ import { inline } from "../http/disposition.js";
 import { sendFile } from "../http/download.js";
 import { isMultipartForm, receiveForm } from "../http/multipart.js";
 import { fsHttpError, HttpError } from "../http/reply-error.js";
-import { checkSignedScope, placeFiles } from "../http/upload-target.js";
-import { isSigned, prepare, probeFor, queryPath, receivePart, refuseRestOfBody, type Received } from "../http/upload.js";
+import { placeFiles } from "../http/upload-target.js";
+import { probeFor, putInPlace, queryPath, receivePart, refuseSignedWithoutPath, refusingRestOnFailure, type Received } from "../http/upload.js";
 import { resolvePath } from "../paths.js";
 import { InitError, type InitRequest, type SandboxSettings } from "../sandbox-settings.js";
 import { fileAccessFor } from "../user-fs/access.js";
 import { metadataFromHeaders } from "../user-fs/metadata.js";
-import type { Anchor } from "../user-fs/protected-path.js";
 
 /** The envd release whose contract this agent serves; /init answers with it as envd does. */
 export const ENVD_VERSION = "0.6.13";
@@ -74,20 +73,9 @@ function bodyOf(req: FastifyRequest): Readable {
   throw new HttpError(400, `unsupported Content-Encoding ${JSON.stringify(encoding.slice(0, 40))}: send identity or gzip`);
 }
 
-async function writeFiles(req: FastifyRequest, reply: FastifyReply, config: Config): Promise<FastifyReply> {
-  try {
-    return await storeFiles(req, reply, config);
-  } catch (err) {
-    if (!req.raw.complete) refuseRestOfBody(req, reply);
-    throw err;
-  }
-}
-
 async function storeFiles(req: FastifyRequest, reply: FastifyReply, config: Config): Promise<FastifyReply> {
+  refuseSignedWithoutPath(req);
   const path = queryPath(req);
-  if (isSigned(req) && path === undefined) {
-    throw new HttpError(403, "this signed URL names no path, so it allows writing nothing: sign the path the upload may write");
-  }
   const metadata = metadataFromHeaders(req.headers);
   if (typeof metadata === "string") throw new HttpError(400, metadata);
   const contentType = req.headers["content-type"] ?? "";
@@ -123,12 +111,9 @@ async function storeFiles(req: FastifyRequest, reply: FastifyReply, config: Conf
       req.caller,
       probeFor(access),
     );
-    if (isSigned(req)) checkSignedScope(placements, path ?? "/", req.caller);
     // Every upload replaces the set: a file written without headers has none.
     for (const file of files) file.setMetadata(metadata);
-    const targets: Anchor[] = [];
-    for (const [i, placement] of placements.entries()) targets.push(await prepare(files[i]!, placement, access));
-    for (const [i, target] of targets.entries()) await files[i]!.commit(target);
+    await putInPlace(req, files, placements, access);
     return reply
       .code(200)
       .header("content-type", "application/json")
@@ -179,7 +164,7 @@ export const envdRoutes: FastifyPluginAsync<EnvdRouteOptions> = async (app, { co
       method: "POST",
       url: "/files",
       config: { access: { signed: { op: "write", path: rawQueryPath, envd: true } } },
-      handler: (req, reply) => writeFiles(req, reply, config),
+      handler: refusingRestOnFailure((req, reply) => storeFiles(req, reply, config)),
     });
   });
 };

@@ -36,7 +36,7 @@ export function queryPath(req: FastifyRequest): string | undefined {
 }
 
 /** Authorised by a signed URL, which allows writing its own path only (see access.ts). */
-export const isSigned = (req: FastifyRequest): boolean => queryValue(req, "signature") !== undefined;
+const isSigned = (req: FastifyRequest): boolean => queryValue(req, "signature") !== undefined;
 
 /** What is at a path, as the caller sees it. */
 export const probeFor =
@@ -116,7 +116,7 @@ export async function receivePart(part: FilePart, fieldsSoFar: ReadonlyMap<strin
  * staged file there and gives it its final mode. The staged file takes the target's directory
  * handle over.
  */
-export async function prepare(file: StagedFile, placement: Placement, access: FileAccess): Promise<Anchor> {
+async function prepare(file: StagedFile, placement: Placement, access: FileAccess): Promise<Anchor> {
   const target = await writeTarget(access, placement.target);
   let existing: FileStats | undefined;
   try {
@@ -133,13 +133,40 @@ export async function prepare(file: StagedFile, placement: Placement, access: Fi
   return target;
 }
 
-async function upload(req: FastifyRequest, reply: FastifyReply, config: Config): Promise<FastifyReply> {
-  try {
-    return await storeForm(req, reply, config);
-  } catch (err) {
-    if (!req.raw.complete) refuseRestOfBody(req, reply);
-    throw err;
+type UploadHandler = (req: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>;
+
+/** `store`, which refuses the rest of the body when it fails before reading all of it (refuseRestOfBody). */
+export function refusingRestOnFailure(store: UploadHandler): UploadHandler {
+  return async (req, reply) => {
+    try {
+      return await store(req, reply);
+    } catch (err) {
+      if (!req.raw.complete) refuseRestOfBody(req, reply);
+      throw err;
+    }
+  };
+}
+
+/**
+ * Signed for no path (the SDKs sign "/" then), an upload URL would let its holder write anywhere
+ * the signed user can: it allows writing nothing.
+ */
+export function refuseSignedWithoutPath(req: FastifyRequest): void {
+  if (isSigned(req) && queryPath(req) === undefined) {
+    throw new HttpError(403, "this signed URL names no path, so it allows writing nothing: sign the path the upload may write");
   }
+}
+
+/**
+ * Moves every staged file to its placement, within a signed URL's scope. Everything that can fail
+ * happens before the first rename, so a bad file in a form of several leaves all targets as they were.
+ */
+export async function putInPlace(req: FastifyRequest, files: readonly StagedFile[], placements: readonly Placement[], access: FileAccess): Promise<void> {
+  // A signed URL authorises its own path only; its query path is what was signed.
+  if (isSigned(req)) checkSignedScope(placements, queryPath(req) ?? "/", req.caller);
+  const targets: Anchor[] = [];
+  for (const [i, placement] of placements.entries()) targets.push(await prepare(files[i]!, placement, access));
+  for (const [i, target] of targets.entries()) await files[i]!.commit(target);
 }
 
 /**
@@ -147,16 +174,12 @@ async function upload(req: FastifyRequest, reply: FastifyReply, config: Config):
  * HTTP/1.1 closes the connection after the answer; HTTP/2 ends just the stream once the answer is
  * out, for every request (net/one-port.ts).
  */
-export function refuseRestOfBody(req: FastifyRequest, reply: FastifyReply): void {
+function refuseRestOfBody(req: FastifyRequest, reply: FastifyReply): void {
   if (req.raw.httpVersionMajor === 1) reply.header("connection", "close");
 }
 
 async function storeForm(req: FastifyRequest, reply: FastifyReply, config: Config): Promise<FastifyReply> {
-  // Signed for no path (the SDK signs "/" then), the URL would let its holder write anywhere the
-  // signed user can: it allows writing nothing.
-  if (isSigned(req) && queryPath(req) === undefined) {
-    throw new HttpError(403, "this signed URL names no path, so it allows writing nothing: sign the path the upload may write");
-  }
+  refuseSignedWithoutPath(req);
   const contentType = req.headers["content-type"];
   if (!isMultipartForm(contentType)) {
     throw new HttpError(400, `expected a multipart/form-data body with a file part, got ${contentType?.slice(0, 100) ?? "no Content-Type"}`);
@@ -175,14 +198,7 @@ async function storeForm(req: FastifyRequest, reply: FastifyReply, config: Confi
       req.caller,
       probeFor(access),
     );
-    // A signed URL authorises its own path only; its query path is what was signed.
-    if (isSigned(req)) checkSignedScope(placements, queryPath(req) ?? "/", req.caller);
-
-    // Everything that can fail happens before the first rename, so a bad file in a form of
-    // several leaves all targets as they were.
-    const targets: Anchor[] = [];
-    for (const [i, placement] of placements.entries()) targets.push(await prepare(files[i]!, placement, access));
-    for (const [i, target] of targets.entries()) await files[i]!.commit(target);
+    await putInPlace(req, files, placements, access);
 
     const entries = placements.map(({ target, shown }) => ({ name: posix.basename(target), type: "file", path: shown }));
     return reply.code(200).send(entries.length === 1 && pathFields.length <= 1 ? entries[0] : entries);
@@ -202,6 +218,6 @@ export const uploadRoutes: FastifyPluginAsync<{ config: Config }> = async (app, 
     method: "POST",
     url: "/upload",
     config: { access: { signed: { op: "write", path: queryPath } } },
-    handler: (req, reply) => upload(req, reply, config),
+    handler: refusingRestOnFailure((req, reply) => storeForm(req, reply, config)),
   });
 };
