@@ -6,8 +6,8 @@
  * does (token, the sandbox's env vars, default user and workdir), when the agent serves it.
  */
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { startTestAgent, type TestAgent } from "./agent.js";
+import { serveOnLoopback } from "./sdk.js";
 
 export const ENVD_VERSION = "0.6.13";
 
@@ -87,17 +87,7 @@ export async function startE2bControlPlane(agent: TestAgent, options: E2bControl
     if (req.method === "GET" && path === "/v2/sandboxes") return reply(200, []);
     return reply(404, { code: 404, message: `the stand-in does not serve ${req.method} ${path}` });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    created,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return { ...(await serveOnLoopback(server)), created };
 }
 
 /** The environment both E2B SDKs read; set before they are imported. */

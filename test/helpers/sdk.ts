@@ -33,6 +33,11 @@ export async function startControlPlane(agent: TestAgent): Promise<ControlPlane>
       res.end(JSON.stringify({ data: isSandbox ? sandbox : {} }));
     });
   });
+  return serveOnLoopback(server);
+}
+
+/** Listens on a free loopback port; `close` also ends the connections clients keep open. */
+export async function serveOnLoopback(server: http.Server): Promise<{ readonly url: string; readonly close: () => Promise<void> }> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   return {
