@@ -54,12 +54,12 @@ const GRPC_UNAUTHENTICATED = "16";
 /** Who is calling: the user the token or the signed URL names; AuthError when neither holds. */
 function authenticate(req: FastifyRequest, access: RouteAccess, options: GateOptions): User {
   const { settings } = options;
-  const fromHeaders = (): string => userNameFromHeaders((name) => req.headers[name], settings.defaultUser);
   const query = req.query as Query | undefined;
-  if (settings.open) {
-    // `--auth none`: no credentials; a file route's `username` still names the user.
-    return resolveUser((access.signed !== undefined ? single(query?.username) : undefined) ?? fromHeaders());
-  }
+  // envd's file routes name the user in the query; everything else in the headers.
+  const named = (): string =>
+    (access.signed?.envd === true ? single(query?.username) : undefined) ?? userNameFromHeaders((name) => req.headers[name], settings.defaultUser);
+  // `--auth none`: no credentials.
+  if (settings.open) return resolveUser(named());
   const token = settings.accessToken;
   if (token === undefined) throw new AuthError("the sandbox is not initialised yet: POST /init sets its access token");
   const signature = access.signed === undefined ? undefined : single(query?.signature);
@@ -75,17 +75,13 @@ function authenticate(req: FastifyRequest, access: RouteAccess, options: GateOpt
       options.signedUrlMaxSeconds,
       { raw: access.signed.envd === true },
     );
-    // --- E2B code interpreter (issue 17; src/e2b/interpreter/) -----------------------------------
-    // Its unmodified SDK sends no token on /contexts*. Such a call acts as the default user, never
-    // one its headers name, and those routes only manage contexts: running code (POST /execute)
-    // needs the token. A call that sends a token is checked as usual.
   } else if (access.withoutToken === true && req.headers["x-access-token"] === undefined) {
+    // E2B's code interpreter SDK sends no token on /contexts*: such a call acts as the default
+    // user, never one its headers name, and those routes only manage contexts (running code,
+    // POST /execute, needs the token). A call that sends a token is checked as usual.
     userName = settings.defaultUser;
-    // --- end of E2B code interpreter -------------------------------------------------------------
   } else if (settings.tokenMatches(single(req.headers["x-access-token"]))) {
-    userName = fromHeaders();
-    // envd's file routes name the user in the query.
-    if (access.signed?.envd === true) userName = single(query?.username) ?? userName;
+    userName = named();
   } else {
     throw new AuthError("missing or invalid access token");
   }
