@@ -35,14 +35,12 @@ type AnyHandler = (input: unknown, ctx: HandlerContext) => unknown;
 /**
  * `face`'s implementation by `impl` of `own`: each RPC of `face` calls the RPC of the same name,
  * its request converted on the way in and its response (or each streamed one) on the way out.
- * `adjust` may change a request after conversion, where envd's semantics differ; `finish`
- * completes a converted response (or each streamed one) before it is sent.
+ * `finish` completes a converted response (or each streamed one) before it is sent.
  */
 export function bridgeService<Face extends DescService, Own extends DescService>(
   face: Face,
   own: Own,
   impl: ServiceImpl<Own>,
-  adjust: Partial<Record<string, (request: MessageShape<DescMessage>) => void>> = {},
   finish: Partial<Record<string, Finish>> = {},
 ): ServiceImpl<Face> {
   const handlers: Record<string, AnyHandler> = {};
@@ -52,15 +50,12 @@ export function bridgeService<Face extends DescService, Own extends DescService>
     const call = ownHandlers[method.localName];
     if (target === undefined || call === undefined) throw new Error(`${own.typeName} has no ${method.name} for ${face.typeName}`);
     const inward = (request: MessageShape<DescMessage>): MessageShape<DescMessage> => {
-      let converted: MessageShape<DescMessage>;
       try {
-        converted = convert(method.input, target.input, request);
+        return convert(method.input, target.input, request);
       } catch (err) {
         // JSON can hold what the binary form cannot (an enum of 1e300): the request is at fault.
         throw new ConnectError(`invalid ${method.input.typeName}: ${(err as Error).message}`, Code.InvalidArgument);
       }
-      adjust[method.localName]?.(converted);
-      return converted;
     };
     const done = finish[method.localName];
     const outward = async (response: MessageShape<DescMessage>, ctx: HandlerContext): Promise<MessageShape<DescMessage>> => {

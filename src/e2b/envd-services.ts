@@ -26,22 +26,16 @@ export function envdFilesystem(impl: ServiceImpl<typeof Filesystem>): ServiceImp
       if (entry !== undefined) await withMetadata([entry], ctx);
     };
   const single = one((response) => (response as { entry?: EntryInfo }).entry);
-  return bridgeService(
-    EnvdFilesystem,
-    Filesystem,
-    impl,
-    {},
-    {
-      stat: single,
-      makeDir: single,
-      move: single,
-      listDir: async (response, ctx) => withMetadata((response as ListDirResponse).entries, ctx),
-      watchDir: one((response) => {
-        const event = (response as WatchDirResponse).event;
-        return event.case === "filesystem" ? event.value.entry : undefined;
-      }),
-    },
-  );
+  return bridgeService(EnvdFilesystem, Filesystem, impl, {
+    stat: single,
+    makeDir: single,
+    move: single,
+    listDir: async (response, ctx) => withMetadata((response as ListDirResponse).entries, ctx),
+    watchDir: one((response) => {
+      const event = (response as WatchDirResponse).event;
+      return event.case === "filesystem" ? event.value.entry : undefined;
+    }),
+  });
 }
 
 /**
