@@ -52,6 +52,21 @@ async function pollUntil(watcherId: string, done: (events: FilesystemEvent[]) =>
 }
 
 describe("polled watchers", () => {
+  it("carry each event's entry when asked (include_entry), read when polled", async () => {
+    const base = fresh();
+    const { watcherId } = await fs.createWatcher({ path: base, recursive: true, includeEntry: true }, call);
+    writeFileSync(`${base}/with-entry.txt`, "12345");
+    const events = await pollUntil(watcherId, (all) => all.some((e) => e.type === EventType.WRITE));
+    const write = events.find((e) => e.name === "with-entry.txt" && e.type === EventType.WRITE);
+    expect(write?.entry).toMatchObject({ name: "with-entry.txt", path: `${base}/with-entry.txt`, size: 5n });
+    const plain = await fs.createWatcher({ path: base, recursive: false }, call);
+    writeFileSync(`${base}/without.txt`, "x");
+    const others = await pollUntil(plain.watcherId, (all) => all.some((e) => e.name === "without.txt"));
+    expect(others.every((e) => e.entry === undefined)).toBe(true);
+    await fs.removeWatcher({ watcherId }, call);
+    await fs.removeWatcher({ watcherId: plain.watcherId }, call);
+  });
+
   it("buffer events until polled, drain them, and stop on RemoveWatcher", async () => {
     const base = fresh();
     mkdirSync(`${base}/sub`);
@@ -61,7 +76,10 @@ describe("polled watchers", () => {
 
     writeFileSync(`${base}/one.txt`, "1");
     writeFileSync(`${base}/sub/two.txt`, "2");
-    const events = await pollUntil(watcherId, (all) => all.length >= 2);
+    // Each new file with bytes is a CREATE and then a WRITE: wait for both files' events.
+    const events = await pollUntil(watcherId, (all) =>
+      ["one.txt", "sub/two.txt"].every((name) => all.some((e) => e.name === name && e.type === EventType.WRITE)),
+    );
     expect(named(events)).toEqual(
       expect.arrayContaining([
         ["one.txt", EventType.CREATE],
