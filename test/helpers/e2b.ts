@@ -6,10 +6,9 @@
  * does (token, the sandbox's env vars, default user and workdir), when the agent serves it.
  */
 import http from "node:http";
+import { ENVD_VERSION } from "../../src/e2b/envd-routes.js";
 import { startTestAgent, type TestAgent } from "./agent.js";
 import { serveOnLoopback } from "./sdk.js";
-
-export const ENVD_VERSION = "0.6.13";
 
 export interface E2bControlPlane {
   readonly url: string;
