@@ -9,8 +9,11 @@
  *
  * reap() waits for a child the fork thread can no longer wait for (it ended): libuv reaps only
  * the children its own loop started, so without it they would stay zombies.
+ *
+ * dup() holds a terminal's master side open while its child lives (src/supervisor/pty.ts).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -66,10 +69,26 @@ static napi_value reap(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* dup(fd): a close-on-exec duplicate of fd. */
+static napi_value dup_cloexec(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    return fail(env, "dup (arguments)", EINVAL);
+  }
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return fail(env, "dup", errno);
+  napi_value result;
+  napi_create_int32(env, copy, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor props[] = {
       {"socketpair", NULL, make_socketpair, NULL, NULL, NULL, napi_default, NULL},
       {"reap", NULL, reap, NULL, NULL, NULL, napi_default, NULL},
+      {"dup", NULL, dup_cloexec, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -4,6 +4,7 @@
  * group like a pipe child. Output is read as bytes (encoding: null), never decoded.
  */
 import { constants } from "node:os";
+import { closeQuietly, dup } from "./child-fds.js";
 import { TerminalClosedError, type ChildHooks, type Exit, type RawChild, type SpawnRequest } from "./child.js";
 import { ForkError, forkThread, type ForkedPty, type RawExit } from "./fork-thread.js";
 import { adoptTerminal, terminalEnvironment } from "./pty-adopt.js";
@@ -35,8 +36,16 @@ export async function spawnPty(request: SpawnRequest, size: { readonly cols: num
     env: { ...request.env },
     encoding: null,
   });
+  // The child closes its side of the terminal a moment before it exits; node-pty then reads EIO and
+  // closes the master, which hangs the terminal up and SIGHUPs a child still exiting: `cat` ended
+  // by ^D would report "signal: hangup" (one run in fifty under load). A duplicate keeps the master
+  // open until the child is reaped; what is left in its session is hung up then, as before.
+  const holdOpen = dup(forked.fd);
   // Signals come as numbers from node-pty; by name only for a child reaped after its thread died.
-  deliverExit = ({ code, signal }) => exit(code ?? 0, typeof signal === "string" ? constants.signals[signal] : (signal ?? 0));
+  deliverExit = ({ code, signal }) => {
+    closeQuietly(holdOpen);
+    exit(code ?? 0, typeof signal === "string" ? constants.signals[signal] : (signal ?? 0));
+  };
   if (reported !== undefined) deliverExit(reported);
   let markReleased: () => void = () => {};
   const released = new Promise<void>((resolve) => {
