@@ -7,6 +7,7 @@ import { close, constants, createReadStream, fstat, type BigIntStats, type ReadS
 import { pipeline } from "node:stream";
 import { promisify } from "node:util";
 import { createGzip } from "node:zlib";
+import type { OutgoingHttpHeaders } from "node:http";
 import { posix } from "node:path";
 import { resolvePath } from "../paths.js";
 import { fileAccessFor } from "../user-fs/access.js";
@@ -16,10 +17,9 @@ import { attachment } from "./disposition.js";
 import { contentTypeFor } from "./mime.js";
 import { contentRange, parseRange, unsatisfiedRange, type RangeRequest } from "./range.js";
 import { fsHttpError, HttpError, sendError, useJsonErrors } from "./reply-error.js";
+import { CHUNK_BYTES, sendFileRange } from "./send-file-range.js";
 
 const PREFIX = "/download/";
-/** Large reads keep the syscall count of big downloads low; a few of them per download is cheap. */
-const READ_CHUNK_BYTES = 256 * 1024;
 /** O_NONBLOCK so that opening a FIFO cannot hang the request; it is refused right after. */
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
 
@@ -179,13 +179,24 @@ export async function sendFile(req: FastifyRequest, reply: FastifyReply, path: s
     // Ranges and their validators are about the file's own bytes: only a whole file is compressed.
     const compress = options.gzip === true && range.kind === "full" && acceptsGzip(req);
 
+    const counted = (bytes: number): void => req.server.metrics.fileBytes.inc({ direction: "download" }, bytes);
+    if (!compress) {
+      // Written by hand from reused buffers (send-file-range.ts): fastify's stream sending is
+      // left out, so the headers set on the reply go out here.
+      reply.hijack();
+      reply.raw.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
+      handedOver = true;
+      void sendFileRange(fd, start, length, reply.raw)
+        .then(counted)
+        .finally(() => close(fd, () => undefined));
+      return reply;
+    }
     // The stream owns the descriptor from here and closes it when it ends or is destroyed;
     // fastify destroys it when the client goes away mid-download.
-    const stream = createReadStream(path, { fd, start, end, highWaterMark: READ_CHUNK_BYTES });
+    const stream = createReadStream(path, { fd, start, end, highWaterMark: CHUNK_BYTES });
     handedOver = true;
     cutShortResponses(stream, length, reply);
-    stream.once("close", () => req.server.metrics.fileBytes.inc({ direction: "download" }, stream.bytesRead));
-    if (!compress) return reply.send(stream);
+    stream.once("close", () => counted(stream.bytesRead));
     reply.removeHeader("content-length").header("content-encoding", "gzip");
     // The fastest level: the point is fewer bytes on a slow link, not the smallest file.
     // pipeline: a client that leaves destroys the gzip stream, and with it the file's.
