@@ -1,19 +1,18 @@
 /**
- * Directory watching shared by WatchDir (a stream) and the polled watchers: one chokidar
- * (inotify) watcher per request, its events named relative to the watched directory, mapped to
+ * Directory watching shared by WatchDir (a stream) and the polled watchers: one tree watcher
+ * (inotify, tree-watcher.ts) per request, its events named relative to the watched directory, mapped to
  * the protocol's types (classify.ts) and coalesced (coalesce.ts). Consumers only see ordered
  * batches and an end. The watched directory itself being removed is a REMOVE named "", and ends
  * the watch.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { FSWatcher, type ChokidarOptions } from "chokidar";
-import { stat } from "node:fs/promises";
 import { posix } from "node:path";
 import { EventType } from "../../gen/sandboxagent/api_pb.js";
 import { errnoOf, fsConnectError } from "../../errors.js";
 import type { FileAccess, FileStats } from "../../user-fs/access.js";
 import { EventClassifier } from "./classify.js";
 import { Coalescer, type WatchEvent } from "./coalesce.js";
+import { TreeWatcher, type TreeHooks } from "./tree-watcher.js";
 
 export type { WatchEvent } from "./coalesce.js";
 
@@ -104,21 +103,10 @@ async function openWatch(
     throw fsConnectError(err, "watch", path);
   }
 
-  const watcher = watchOnce(path, {
-    ignoreInitial: true,
-    // Promptness comes first; the coalescer, not chokidar's delays, keeps bursts small.
-    atomic: false,
-    awaitWriteFinish: false,
-    alwaysStat: true,
-    // Never descend through symlinks: a link to an ancestor would otherwise recurse forever.
-    followSymlinks: false,
-    ignorePermissionErrors: true,
-    ...(recursive ? {} : { depth: 0 }),
-  });
-
+  let tree: TreeWatcher | undefined;
   let closing: Promise<void> | undefined;
   const coalescer = new Coalescer((batch) => sink.events(batch));
-  const classifier = new EventClassifier(path, (event) => coalescer.push(event));
+  const classifier = new EventClassifier((event) => coalescer.push(event));
   /** Stops once, telling the sink why; `flush` first delivers what the window still holds. */
   const finish = (reason: ConnectError | undefined, flush: boolean): Promise<void> => {
     if (closing !== undefined) return closing;
@@ -126,77 +114,55 @@ async function openWatch(
     if (flush) coalescer.flush();
     coalescer.dispose();
     sink.ended(reason);
-    closing = (async () => {
-      onClose(watch);
-      await watcher.close();
-    })();
+    tree?.close();
+    onClose(watch);
+    closing = Promise.resolve();
     return closing;
   };
   const watch: Watch = { path, close: (reason) => finish(reason, false) };
   const end = (error?: ConnectError): void => void finish(error, true);
 
-  let ready = false;
-  const whenReady = new Promise<void>((resolve, reject) => {
-    watcher.once("ready", () => {
-      ready = true;
-      resolve();
-    });
-    // Registered for the watcher's whole life: an emitter without an error listener throws.
-    watcher.on("error", (err) => {
-      if (ready) end(watchError(err, path));
-      else reject(err);
-    });
-  });
-  try {
-    await unlessAborted(whenReady, signal);
-  } catch (err) {
-    const error = signal?.aborted ? ConnectError.from(signal.reason, Code.Canceled) : watchError(err, path);
-    await watch.close(error);
-    throw error;
-  }
-
-  /** The watched directory itself is gone: say so (REMOVE of "") and end. */
-  const rootGone = (): void => {
-    if (closing !== undefined) return;
-    coalescer.push({ name: "", type: EventType.REMOVE });
-    end();
-  };
   // For a caller other than root, each event waits for its directory's verdict, in a chain, so
   // that events still reach the classifier in the order they happened.
   const admit = access.asAgent ? undefined : listableBy(access);
   let inOrder = Promise.resolve();
-  watcher.on("all", (event, absolute, stats) => {
-    if (closing !== undefined) return;
-    const name = posix.relative(path, absolute);
-    if (name === "" && event === "unlinkDir") rootGone();
-    else if (admit === undefined) classifier.handle(event, name, stats);
-    else {
-      const dir = posix.dirname(absolute);
-      inOrder = inOrder.then(async () => {
-        if ((await admit(dir)) && closing === undefined) classifier.handle(event, name, stats);
-      });
-    }
-  });
-  // chokidar reports the root's removal only when it had children to rescan; an empty directory
-  // going away shows up solely as a raw event named after itself on its own watch. Confirm with
-  // a stat: gone, or replaced by another directory (our watch is on the old one), ends the watch.
-  const rootName = posix.basename(path);
-  watcher.on("raw", (_event, filename, details) => {
-    if (closing !== undefined || filename !== rootName || !isWatchOf(details, path)) return;
-    stat(path).then(
-      (now) => {
-        if (now.ino !== st.ino || now.dev !== st.dev) rootGone();
-      },
-      (err: unknown) => {
-        if (errnoOf(err) === "ENOENT" || errnoOf(err) === "ENOTDIR") rootGone();
-      },
+  const hooks: TreeHooks = {
+    event: (event, absolute, stats) => {
+      if (closing !== undefined) return;
+      const name = posix.relative(path, absolute);
+      // The watched directory itself is gone (or replaced): say so (REMOVE of "") and end.
+      if (name === "") {
+        coalescer.push({ name: "", type: EventType.REMOVE });
+        end();
+      } else if (admit === undefined) classifier.handle(event, name, stats);
+      else {
+        const dir = posix.dirname(absolute);
+        inOrder = inOrder.then(async () => {
+          if ((await admit(dir)) && closing === undefined) classifier.handle(event, name, stats);
+        });
+      }
+    },
+    error: (err) => end(watchError(err, path)),
+  };
+  const opening = TreeWatcher.open(path, st, recursive, hooks, () => closing !== undefined || signal?.aborted === true);
+  try {
+    tree = await unlessAborted(opening, signal);
+  } catch (err) {
+    const error = signal?.aborted ? ConnectError.from(signal.reason, Code.Canceled) : watchError(err, path);
+    await watch.close(error);
+    // A setup that completes after all the same is closed at once.
+    opening.then(
+      (late) => late.close(),
+      () => undefined,
     );
-  });
+    throw error;
+  }
+  if (closing !== undefined) tree?.close();
   return watch;
 }
 
 /** `ready`, or a rejection with the signal's reason as soon as it aborts. */
-function unlessAborted(ready: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+function unlessAborted<T>(ready: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (signal === undefined) return ready;
   if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
@@ -205,33 +171,6 @@ function unlessAborted(ready: Promise<void>, signal: AbortSignal | undefined): P
     ready.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
 }
-
-/**
- * chokidar 4.0.3 reopens a closed watcher: when a watched path goes away it may call its own
- * `add` (to "watch for its return") after `close()`, and `add` clears the closed state. Closing
- * the watch when its root is removed does exactly that: the late `add` watched the parent
- * directory, a handle nobody closes, which kept the agent's process from ever exiting. A watcher
- * that was closed refuses to be added to again.
- */
-class ClosedStaysClosed extends FSWatcher {
-  private closedForGood = false;
-
-  override add(...args: Parameters<FSWatcher["add"]>): FSWatcher {
-    return this.closedForGood ? this : super.add(...args);
-  }
-
-  override close(): Promise<void> {
-    this.closedForGood = true;
-    return super.close();
-  }
-}
-
-function watchOnce(path: string, options: ChokidarOptions): FSWatcher {
-  return new ClosedStaysClosed(options).add(path);
-}
-
-const isWatchOf = (details: unknown, path: string): boolean =>
-  typeof details === "object" && details !== null && "watchedPath" in details && details.watchedPath === path;
 
 function watchError(err: unknown, path: string): ConnectError {
   // inotify says ENOSPC when the per-user watch limit is reached, not when the disk is full.

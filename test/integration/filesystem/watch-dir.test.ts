@@ -112,7 +112,7 @@ describe("WatchDir events", () => {
     const started = performance.now();
     for (let i = 0; i < 100; i++) {
       await appendFile(`${base}/log.txt`, `line ${i}\n`);
-      // Spread over many of chokidar's 5 ms throttle periods, so that it reports dozens of changes.
+      // Spread out in time, so that the watcher reports dozens of changes for the coalescer to fold.
       await sleep(2);
     }
     const elapsed = performance.now() - started;

@@ -2,8 +2,9 @@
  * Regression found by the Connect fuzz campaign: a recursive watch whose directory is removed
  * ends (REMOVE of "", then the end of the stream), but chokidar 4.0.3 then re-added a watch on
  * the parent directory after the agent had closed the watcher. Nobody closed that one: the agent
- * held an inotify handle for good, and a process that closed its agent never exited.
- * Fixed in src/services/filesystem/watch.ts (a closed watcher stays closed).
+ * held an inotify handle for good, and a process that closed its agent never exited. Fixed then
+ * in watch.ts (a closed watcher stays closed); chokidar has since given way to tree-watcher.ts,
+ * and this still checks that an ended watch holds no inotify watch, in the kernel's own table.
  */
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -13,9 +14,7 @@ import { WatchGroup } from "../../../src/services/filesystem/watch.js";
 import { fileAccessFor } from "../../../src/user-fs/access.js";
 import { lookupUser } from "../../../src/users.js";
 import { AUTH, client, eventually, startTestAgent, tempDir, type TestAgent } from "../../helpers/agent.js";
-
-/** fs.watch handles this process holds (chokidar opens one per watched directory). */
-const fsWatchHandles = (): number => process.getActiveResourcesInfo().filter((name) => name === "FSEventWrap").length;
+import { inotifyWatchCount } from "../../helpers/filesystem.js";
 
 let agent: TestAgent;
 let dir: { path: string; cleanup: () => Promise<void> };
@@ -31,7 +30,7 @@ afterAll(async () => {
 describe("a watch whose directory is removed lets go of every handle", () => {
   for (const recursive of [true, false]) {
     it(`WatchGroup, ${recursive ? "recursive" : "one level"}`, async () => {
-      const before = fsWatchHandles();
+      const before = inotifyWatchCount();
       // Each case under its own parent: the leaked handle watched the parent directory.
       const gone = join(dir.path, `group-${recursive}`, "watched");
       await mkdir(join(gone, "sub", "deeper"), { recursive: true });
@@ -41,14 +40,14 @@ describe("a watch whose directory is removed lets go of every handle", () => {
       await rm(gone, { recursive: true });
       await eventually(() => ended);
       await group.closeAll();
-      // chokidar's late re-add came within milliseconds; give it time to show.
+      // chokidar's late re-add came within milliseconds; a late one would show in this time.
       await new Promise((resolve) => setTimeout(resolve, 300));
-      await eventually(() => fsWatchHandles() === before, 5_000);
+      await eventually(() => inotifyWatchCount() === before, 5_000);
     });
   }
 
   it("WatchDir over RPC: the stream ends and the agent holds no watch handle", async () => {
-    const before = fsWatchHandles();
+    const before = inotifyWatchCount();
     const gone = join(dir.path, "streamed", "watched");
     await mkdir(join(gone, "sub"), { recursive: true });
     const events: string[] = [];
@@ -62,6 +61,6 @@ describe("a watch whose directory is removed lets go of every handle", () => {
     await reading;
     expect(events[0]).toBe("start");
     await new Promise((resolve) => setTimeout(resolve, 300));
-    await eventually(() => fsWatchHandles() === before, 5_000);
+    await eventually(() => inotifyWatchCount() === before, 5_000);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * The pieces between chokidar and a consumer, alone and on a fake clock: the coalescer's folding
+ * The pieces between the tree watcher and a consumer, alone and on a fake clock: the coalescer's folding
  * and ordering rules, and the event buffer's keep-the-first-N overflow accounting.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
