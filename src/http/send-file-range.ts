@@ -51,6 +51,8 @@ export async function sendFileRange(fd: number, start: number, length: number, r
       if (bytes === 0) throw new Error("file shrank while it was being sent");
       await writing;
       writing = writeOut(res, bytes === buffer.length ? buffer : buffer.subarray(0, bytes), gone);
+      // Awaited next turn, after the next read: a failure meanwhile must not count as unhandled.
+      writing.catch(() => undefined);
       sent += bytes;
     }
     await writing;
