@@ -7,8 +7,7 @@
  * privileged agent execs through util-linux's setpriv, which sets all three and then execs the
  * program: the pid we hand out is the program's own.
  *
- * Every program starts through a few lines of Perl (perl-base is part of every Debian system), the
- * launcher, which first closes every descriptor above stderr: node-pty's forkpty() closes nothing
+ * Every program starts through the launcher (native/launcher, a few lines of C), which first closes every descriptor above stderr: node-pty's forkpty() closes nothing
  * in the child, and the master side of each terminal the agent holds is open without close-on-exec,
  * so without it every process inherited the terminals of all the others (root's shell included),
  * and whatever descriptors a native addon, or the agent's own parent, left inheritable. When the
@@ -23,7 +22,9 @@
  * sealed, each variable carried as the value of a SANDBOX_AGENT_ENV_<i> that nothing reads, and
  * the launcher, run again by setpriv as the user, unseals it and execs the program.
  */
-import { accessSync, constants, readFileSync, writeFileSync } from "node:fs";
+import { accessSync, constants, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import { isPrivileged, lookupUser, userName, type User } from "./users.js";
 
 /** Debian's PATH for a login shell, for an agent started without one. */
@@ -75,10 +76,46 @@ const SEALED_PREFIX = "SANDBOX_AGENT_ENV_";
  * descriptor above 2 (close_range(2): Linux 5.9+, number 436 on every architecture; else each one
  * /proc/self/fd lists, and a launcher that can do neither stops there), with `unseal` makes the
  * sealed environment the environment, then execs the program (searching PATH as execvp does), or
- * says why it could not with setpriv's exit codes (programs/launcher.pl). Read from its file and
- * handed to perl with -e: the file may sit where the program's user cannot read it.
+ * says why it could not with setpriv's exit codes.
+ *
+ * It is a small executable (native/launcher): a Perl interpreter starting first cost 1.6 ms of
+ * every process start. Its second run, after setpriv, is as the program's user, who must be able
+ * to execute it: an install where some directory on its path is closed to others (an agent built
+ * under /root) runs the same steps in Perl instead (programs/launcher.pl, handed to perl with -e,
+ * so its file need not be readable).
  */
-const LAUNCHER = readFileSync(new URL("./programs/launcher.pl", import.meta.url), "utf8");
+const NATIVE_LAUNCHER = fileURLToPath(new URL("../native/launcher/build/Release/launcher", import.meta.url));
+const PERL_LAUNCHER = readFileSync(new URL("./programs/launcher.pl", import.meta.url), "utf8");
+
+/** Whether every user may execute `path`: the file and each directory above it open to others. */
+function executableByAll(path: string): boolean {
+  try {
+    for (let at = path; ; at = dirname(at)) {
+      if ((statSync(at).mode & constants.S_IXOTH) === 0) return false;
+      if (at === dirname(at)) return true;
+    }
+  } catch {
+    return false;
+  }
+}
+
+/** How the launcher runs: its file, and the arguments that come before `keep`/`unseal`. */
+interface LauncherCommand {
+  readonly file: string;
+  readonly prefix: readonly string[];
+}
+
+let launcherCommand: LauncherCommand | null | undefined;
+
+function launcher(): LauncherCommand | undefined {
+  if (launcherCommand === undefined) {
+    const interpreter = perl();
+    // "--" ends perl's own options: the program's name may start with a dash.
+    if (executableByAll(NATIVE_LAUNCHER)) launcherCommand = { file: NATIVE_LAUNCHER, prefix: [] };
+    else launcherCommand = interpreter === undefined ? null : { file: interpreter, prefix: ["-e", PERL_LAUNCHER, "--"] };
+  }
+  return launcherCommand ?? undefined;
+}
 
 /** The environment in the form that passes through root unread: see the top of this file. */
 function seal(env: Readonly<Record<string, string>>): Record<string, string> {
@@ -140,26 +177,30 @@ export function launchAs(
 ): SealedLaunch;
 export function launchAs(user: User, cmd: string, args: readonly string[], options: LaunchOptions): Launch;
 export function launchAs(user: User, cmd: string, args: readonly string[], options: LaunchOptions): Launch {
-  const launcher = perl();
-  if (launcher === undefined) throw new LaunchError("cannot start programs: perl (Debian's perl-base) is not installed, and every program starts through it");
+  const command = launcher();
+  if (command === undefined) {
+    throw new LaunchError(
+      "cannot start programs: the launcher (native/launcher) is not built or not executable by every user, and perl (Debian's perl-base) is not installed",
+    );
+  }
+  const { file: launcherFile } = command;
   const env = options.env === undefined ? undefined : seal(options.env);
-  // "--" ends perl's own options: the program's name may start with a dash.
-  const through = (mode: "keep" | "unseal", program: readonly string[]): string[] => ["-e", LAUNCHER, "--", mode, ...program];
+  const through = (mode: "keep" | "unseal", program: readonly string[]): string[] => [...command.prefix, mode, ...program];
   // One launcher that does everything, for a program that starts as the agent's own user.
   const direct = through(env === undefined ? "keep" : "unseal", [cmd, ...args]);
-  if (user.uid === process.getuid?.()) return { file: launcher, args: direct, env };
+  if (user.uid === process.getuid?.()) return { file: launcherFile, args: direct, env };
   const wrapper = setpriv();
   if (wrapper !== undefined) {
     const groups = user.groups.length > 0 ? user.groups : [user.gid];
     // --inh-caps=-all: nothing of root's capabilities may be regained through file capabilities.
     const switchUser = [wrapper, `--reuid=${user.uid}`, `--regid=${user.gid}`, `--groups=${groups.join(",")}`, "--inh-caps=-all", "--"];
-    const program = env === undefined ? [cmd, ...args] : [launcher, ...through("unseal", [cmd, ...args])];
-    return { file: launcher, args: through("keep", [...switchUser, ...program]), env };
+    const program = env === undefined ? [cmd, ...args] : [launcherFile, ...through("unseal", [cmd, ...args])];
+    return { file: launcherFile, args: through("keep", [...switchUser, ...program]), env };
   }
   // node-pty's own switch keeps root's supplementary groups: never run a terminal that way.
   if (options.pty) throw new LaunchError(`cannot start a terminal as ${user.name}: setpriv (util-linux) is not installed`);
   // libuv switches before the exec, so here the launcher closes the descriptors as the user.
-  return { file: launcher, args: direct, env, uid: user.uid, gid: user.gid };
+  return { file: launcherFile, args: direct, env, uid: user.uid, gid: user.gid };
 }
 
 /** oom_score_adj for user programs: well above the agent's, so user code is killed first. */

@@ -1,4 +1,5 @@
-# The launcher every program the agent starts goes through (src/user-spawn.ts explains why).
+# The launcher every program the agent starts goes through, in Perl: used only where the native one
+# (native/launcher/launcher.c, the same steps) cannot be executed by every user (src/user-spawn.ts).
 # Arguments: `keep` or `unseal`, the program, its arguments. It closes every descriptor above 2
 # (close_range(2), else each one /proc/self/fd lists), with `unseal` makes the sealed environment
 # (SANDBOX_AGENT_ENV_<i> = "NAME=value") the environment, then execs the program.

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "launcher",
+      "type": "executable",
+      "sources": ["launcher.c"],
+      "cflags": ["-Wall", "-Wextra", "-Werror", "-O2"]
+    }
+  ]
+}
