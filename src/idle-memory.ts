@@ -36,7 +36,11 @@ export interface IdleMemoryOptions {
   /** Idle times (ms since the last request) at which to collect, in increasing order. */
   readonly collectAfterMs: readonly number[];
   readonly checkMs: number;
+  /** Run before each collection: what else can be let go when idle (threads that are not needed). */
+  readonly release?: readonly (() => Promise<void>)[];
 }
+
+const DEFAULT_OPTIONS: IdleMemoryOptions = { collectAfterMs: [IDLE_MS, IDLE_MS + EXITED_RETENTION_MS + CHECK_MS], checkMs: CHECK_MS };
 
 export class IdleMemory {
   private inFlight = 0;
@@ -48,8 +52,12 @@ export class IdleMemory {
   /** How many collections this ran, for tests. */
   collections = 0;
 
-  constructor(private readonly options: IdleMemoryOptions = { collectAfterMs: [IDLE_MS, IDLE_MS + EXITED_RETENTION_MS + CHECK_MS], checkMs: CHECK_MS }) {
-    this.timer = setInterval(() => this.check(), options.checkMs);
+  private collecting = false;
+  private readonly options: IdleMemoryOptions;
+
+  constructor(options: Partial<IdleMemoryOptions> = {}) {
+    this.options = { ...DEFAULT_OPTIONS, ...options };
+    this.timer = setInterval(() => this.check(), this.options.checkMs);
     this.timer.unref();
   }
 
@@ -73,12 +81,17 @@ export class IdleMemory {
   }
 
   private check(): void {
-    if (this.inFlight > 0) return;
+    if (this.inFlight > 0 || this.collecting) return;
     const due = this.options.collectAfterMs[this.next];
     if (due === undefined || Date.now() - this.lastActivity < due) return;
     this.next++;
-    this.gc();
-    memTrim.trim();
-    this.collections++;
+    this.collecting = true;
+    // A thread's memory is freed once it has ended: the collection and the trim come after.
+    void Promise.allSettled((this.options.release ?? []).map((release) => release())).then(() => {
+      this.collecting = false;
+      this.gc();
+      memTrim.trim();
+      this.collections++;
+    });
   }
 }

@@ -22,6 +22,7 @@ import { callerValues } from "./services/caller.js";
 import { applyConnectFixes, RPC_JSON_OPTIONS } from "./services/connect-fixes/index.js";
 import { createServices } from "./services/index.js";
 import { IdleMemory } from "./idle-memory.js";
+import { releaseIdleFileWorkers } from "./user-fs/access.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { SandboxSettings } from "./sandbox-settings.js";
 
@@ -63,7 +64,7 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
   app.decorate("metrics", metrics);
   // Observed first: the CORS hook answers preflights itself, which ends the hook chain, and
   // preflights are requests an operator counts too.
-  const idleMemory = new IdleMemory();
+  const idleMemory = new IdleMemory({ release: [releaseIdleFileWorkers] });
   app.addHook("onClose", async () => idleMemory.stop());
   metrics.observe("idle_collections", "Full collections (and allocator trims) run because the agent was idle", () => idleMemory.collections);
   observeRequests(app, metrics, idleMemory);

@@ -83,6 +83,11 @@ function agentAccess(user: User): FileAccess {
 let pool: FileWorkerPool | undefined;
 const workers = (): FileWorkerPool => (pool ??= new FileWorkerPool());
 
+/** Ends the file workers that are not busy (an idle agent gives their memory back). */
+export async function releaseIdleFileWorkers(): Promise<void> {
+  await pool?.releaseIdle();
+}
+
 function userAccess(user: User): FileAccess {
   const run = <K extends OpName>(op: K, ...args: Parameters<WorkerOps[K]>): Promise<ReturnType<WorkerOps[K]>> => workers().run(user, op, ...args);
   return {

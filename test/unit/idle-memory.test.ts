@@ -1,10 +1,13 @@
 /**
  * An idle agent gives back the garbage a burst of load left (src/idle-memory.ts): a full
  * collection (and a trim of the allocator) runs once nothing is in flight, never while a request
- * is, and once per scheduled time of an idle spell.
+ * is, and once per scheduled time of an idle spell; the file workers' threads end first.
  */
 import { describe, expect, it } from "vitest";
+import { readdirSync } from "node:fs";
 import { IdleMemory } from "../../src/idle-memory.js";
+import { fileAccessFor, releaseIdleFileWorkers } from "../../src/user-fs/access.js";
+import { lookupUser } from "../../src/users.js";
 import { eventually } from "../helpers/agent.js";
 
 const GARBAGE_BYTES = 64 * 1024 * 1024;
@@ -36,6 +39,34 @@ describe("IdleMemory", () => {
       idle.requestStarted();
       idle.requestEnded();
       await eventually(() => idle.collections === 2);
+    } finally {
+      idle.stop();
+    }
+  });
+
+  it("lets the file workers go once idle, and a later request as another user starts one again", async () => {
+    const nobody = lookupUser("nobody")!;
+    const threads = (): number => readdirSync("/proc/self/task").length;
+    const before = threads();
+    expect((await fileAccessFor(nobody).stat("/")).isDirectory()).toBe(true);
+    const withWorker = threads();
+    expect(withWorker).toBeGreaterThan(before);
+    let released = 0;
+    const idle = new IdleMemory({
+      collectAfterMs: [0],
+      checkMs: 10,
+      release: [
+        async () => {
+          await releaseIdleFileWorkers();
+          released++;
+        },
+      ],
+    });
+    try {
+      await eventually(() => idle.collections > 0);
+      expect(released).toBe(1);
+      expect(threads()).toBeLessThan(withWorker);
+      expect((await fileAccessFor(nobody).stat("/")).isDirectory()).toBe(true);
     } finally {
       idle.stop();
     }
