@@ -155,13 +155,13 @@ class ForkThread {
 
   /**
    * Makes the thread throw an uncaught exception, as a bug in it would: what fault tests do to it.
-   * Resolves once the agent has noticed. (Worker.terminate() is no stand-in: node-pty's cleanup
+   * Resolves once the thread has ended (it ends its terminals first, fork-worker.mjs). (Worker.terminate() is no stand-in: node-pty's cleanup
    * waits for the terminals' children to end, so a thread with a running terminal never exits.)
    */
   async crashForFaultTest(): Promise<void> {
     const worker = this.worker;
     if (worker === undefined) return;
-    const gone = new Promise((resolve) => worker.once("error", resolve));
+    const gone = new Promise((resolve) => worker.once("exit", resolve));
     worker.postMessage({ crash: true });
     await gone;
   }

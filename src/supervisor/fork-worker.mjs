@@ -28,10 +28,14 @@ function nativePty() {
 function forkPty(request) {
   const { fork, helper } = nativePty();
   const exit = { pid: 0 };
-  const onExit = (code, signal) => port.postMessage({ type: "exit", pid: exit.pid, code, signal: signal === 0 ? null : signal });
+  const onExit = (code, signal) => {
+    terminals.delete(exit.pid);
+    port.postMessage({ type: "exit", pid: exit.pid, code, signal: signal === 0 ? null : signal });
+  };
   // uid/gid -1: node-pty's own switch keeps root's groups, so users change through setpriv.
   const term = fork(request.file, request.args, request.parsedEnv, request.cwd, request.cols, request.rows, -1, -1, false, helper, onExit);
   exit.pid = term.pid;
+  terminals.add(term.pid);
   raiseOomScore(term.pid, request.oomScoreAdj);
   port.postMessage({ type: "started", id: request.id, pid: term.pid, fd: term.fd, pty: term.pty });
 }
@@ -73,6 +77,36 @@ function forkExec(request) {
   child.once("exit", (code, signal) => port.postMessage({ type: "exit", pid, code, signal }));
   port.postMessage({ type: "started", id, pid });
 }
+
+/** Terminals whose exit node-pty has not reported yet. */
+const terminals = new Set();
+
+/** How long a thread that failed waits for its terminals' exits before it ends all the same. */
+const TERMINALS_GONE_MS = 5_000;
+
+/**
+ * A thread that failed (a bug threw) ends, but not before its terminals: node-pty's waiting
+ * threads report into this thread's environment, and one that reports while the environment is
+ * torn down aborts the whole agent (a C++ exception nobody catches, node-pty 1.1.0), or its
+ * finalizer waits on a child for ever and the agent cannot exit. So each terminal's group is
+ * killed, its exit reported as usual, and the thread ends once all are in (fork-thread.ts then
+ * kills and reaps the pipe children it was waiting for).
+ */
+process.on("uncaughtException", () => {
+  for (const pid of terminals) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
+  const started = Date.now();
+  const endWhenGone = () => {
+    if (terminals.size === 0 || Date.now() - started > TERMINALS_GONE_MS) process.exit(1);
+    else setTimeout(endWhenGone, 10);
+  };
+  endWhenGone();
+});
 
 port.on("message", (request) => {
   // What fault tests do to the thread: an uncaught exception, as a bug here would throw.
