@@ -69,6 +69,8 @@ export class ContextRegistry {
   private readonly byId = new Map<string, ExecutionContext>();
   private readonly defaults = new Map<string, Promise<ExecutionContext>>();
   private readonly creating = new Set<Promise<unknown>>();
+  /** Every create() under way, from its first step; dispose() waits for them. */
+  private readonly underWay = new Set<Promise<unknown>>();
   private readonly evicted = new Map<string, string>();
   private disposed = false;
 
@@ -127,6 +129,19 @@ export class ContextRegistry {
 
   /** Starts (or takes from the pool) a kernel for `language` in `cwd`, as `user`. */
   async create(language: string, cwd: string, user: User, options: CreateOptions = {}): Promise<ExecutionContext> {
+    // Tracked from its first step: a create still looking up its language when dispose() ran
+    // spawned its kernel afterwards, as the agent exited, and the kernel outlived it (one
+    // orphaned tslab per test run, from an agent stopped while its E2B defaults were starting).
+    const call = this.createNow(language, cwd, user, options);
+    this.underWay.add(call);
+    try {
+      return await call;
+    } finally {
+      this.underWay.delete(call);
+    }
+  }
+
+  private async createNow(language: string, cwd: string, user: User, options: CreateOptions): Promise<ExecutionContext> {
     if (this.disposed) throw new ConnectError("the agent is shutting down", Code.Unavailable);
     const wanted = language === "" ? DEFAULT_LANGUAGE : language;
     let resolved: Awaited<ReturnType<KernelCatalog["resolve"]>>;
@@ -138,6 +153,7 @@ export class ContextRegistry {
       throw err;
     }
     const directory = await this.directory(cwd, user);
+    if (this.disposed) throw new ConnectError("the agent is shutting down", Code.Unavailable);
     // No await between this check and tracking the job below, so concurrent creates count each other.
     this.makeRoom(options.evictable);
     // Tracked until settled, so dispose() waits for a kernel still starting and stops it too.
@@ -275,7 +291,7 @@ export class ContextRegistry {
 
   async dispose(): Promise<void> {
     this.disposed = true;
-    await Promise.allSettled([...this.creating]);
+    await Promise.allSettled([...this.underWay]);
     const contexts = [...this.byId.values()];
     this.byId.clear();
     this.defaults.clear();
