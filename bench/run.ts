@@ -77,14 +77,7 @@ async function main(): Promise<void> {
   await writeFile(new URL("latest.json", outDir), `${JSON.stringify(rows, null, 2)}\n`);
 }
 
-// Exits once the table and latest.json are out: the execution suite's direct-kernel baseline
-// (src/kernels used in this process) leaves two pipe handles and a message port open here, which
-// kept `npm run bench` (and .ci/run's quick run) from ever exiting. Found in session 15, not yet
-// traced to its owner; the agent itself is stopped and waited for above.
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
