@@ -126,11 +126,13 @@ class ForkThread {
   private spawnWorker(): Worker {
     // trackUnmanagedFds off: the descriptors the thread hands to children belong to the main thread.
     const worker = new Worker(WORKER_URL, { stdout: false, stderr: false, trackUnmanagedFds: false });
-    // Never keeps the agent alive: at exit the supervisor kills what is left (supervisor.ts).
-    worker.unref();
     worker.on("message", (reply: Reply) => this.receive(reply));
     worker.on("error", () => this.onGone(worker));
     worker.on("exit", () => this.onGone(worker));
+    // Never keeps the agent alive: at exit the supervisor kills what is left (supervisor.ts).
+    // After the listeners: a 'message' listener added later refs the thread's port again, and
+    // then no process that ever started a child could end on its own (the bench hung at exit).
+    worker.unref();
     this.worker = worker;
     return worker;
   }

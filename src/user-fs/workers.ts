@@ -26,7 +26,6 @@ class FileWorker {
     // trackUnmanagedFds off: descriptors a worker opens are handed to the agent, which closes
     // them; a worker that ended would otherwise close them all under the agent's feet.
     this.worker = new Worker(WORKER_URL, { stdout: false, stderr: false, trackUnmanagedFds: false });
-    this.worker.unref();
     this.worker.on("message", (reply: Reply) => {
       const waiting = this.pending.get(reply.id);
       if (waiting === undefined) return;
@@ -41,6 +40,8 @@ class FileWorker {
     };
     this.worker.once("error", fail);
     this.worker.once("exit", (code) => fail(new Error(`exit code ${code}`)));
+    // After the listeners: a 'message' listener added later would ref the worker's port again.
+    this.worker.unref();
   }
 
   send(request: Request, pending: Pending): void {
