@@ -119,6 +119,9 @@ class ForkThread {
     const id = this.nextId++;
     return new Promise<ForkedPty>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onExit });
+      // A start under way keeps the agent alive until the child exists: a process that ended
+      // meanwhile would leave the thread to fork a child nobody kills (an orphaned kernel).
+      if (this.pending.size === 1) worker.ref();
       worker.postMessage({ ...request, id, oomScoreAdj: CHILD_OOM_SCORE_ADJ });
     });
   }
@@ -147,6 +150,7 @@ class ForkThread {
     const pending = this.pending.get(reply.id);
     if (pending === undefined) return;
     this.pending.delete(reply.id);
+    if (this.pending.size === 0) this.worker?.unref();
     if (reply.type === "started") {
       this.exits.set(reply.pid, pending.onExit);
       pending.resolve({ pid: reply.pid, fd: reply.fd ?? -1, pty: reply.pty ?? "" });
