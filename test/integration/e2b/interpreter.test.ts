@@ -4,12 +4,11 @@
  */
 import { randomUUID } from "node:crypto";
 import { rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ContextService } from "../../../src/gen/sandboxagent/api_pb.js";
-import { AUTH, client, startTestAgent, type TestAgent } from "../../helpers/agent.js";
+import { AUTH, client, freePort, startTestAgent, type TestAgent } from "../../helpers/agent.js";
 import { ensureUser, VICTIM } from "../../helpers/linux-users.js";
 
 type Line = Record<string, unknown> & { type: string };
@@ -259,15 +258,6 @@ describe("e2b interpreter: /contexts without the token", () => {
     expect((await fetch(`${agent.url}/contexts`, { headers: { "x-access-token": "wrong" } })).status).toBe(401);
   });
 });
-
-/** A port free a moment ago: the interpreter listener takes a fixed port, 0 turning it off. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe("e2b interpreter: its own port", () => {
   it("serves the interpreter and /health only, with its default contexts ready", async () => {

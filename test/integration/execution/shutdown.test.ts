@@ -10,17 +10,9 @@
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
-import net from "node:net";
 import { createInterface } from "node:readline";
 import { describe, expect, it } from "vitest";
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from "../../helpers/agent.js";
 
 /** Longer than a JavaScript kernel takes to start here, so a leaked one would have shown. */
 const KERNEL_START_MS = 5_000;

@@ -5,7 +5,7 @@
  * planted by those users, and a root-only "system" tree standing in for /etc.
  */
 import { Code } from "@connectrpc/connect";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,7 +15,7 @@ import { Filesystem } from "../../../src/gen/sandboxagent/api_pb.js";
 import type { User } from "../../../src/users.js";
 import { lookupUser } from "../../../src/users.js";
 import { AUTH, client, startTestAgent, TOKEN, type TestAgent, type TransportName } from "../../helpers/agent.js";
-import { ATTACKER, ensureUser, runAs, VICTIM } from "../../helpers/linux-users.js";
+import { ATTACKER, ensureUser, runAs, spawnAs, VICTIM } from "../../helpers/linux-users.js";
 import { expectConnectError, WatchStream } from "../../helpers/filesystem.js";
 import { downloadPath, postForm, type Part } from "../../helpers/form.js";
 
@@ -109,19 +109,11 @@ describe("upload as an unprivileged user", () => {
     const dir = homeCase(mallory);
     // The attacker replaces every temporary upload file in their directory with a link to a root
     // file, as fast as it can: the old code chmodded that root file by path (0777 on first try).
-    const racer = spawn(
-      "setpriv",
-      [
-        `--reuid=${mallory.uid}`,
-        `--regid=${mallory.gid}`,
-        "--init-groups",
-        "--",
-        "sh",
-        "-c",
-        `end=$(($(date +%s) + 20)); while [ $(date +%s) -lt $end ]; do for f in ${dir}/.*.upload-*; do [ -f "$f" ] && ln -sf ${secret} "$f"; done; done`,
-      ],
-      { stdio: "ignore" },
-    );
+    const racer = spawnAs(mallory, [
+      "sh",
+      "-c",
+      `end=$(($(date +%s) + 20)); while [ $(date +%s) -lt $end ]; do for f in ${dir}/.*.upload-*; do [ -f "$f" ] && ln -sf ${secret} "$f" 2>/dev/null; done; done`,
+    ]);
     try {
       const outcomes = new Set<number>();
       for (let i = 0; i < 30; i++) {
@@ -232,19 +224,11 @@ describe("remove as root of a tree another user can write into", () => {
       chownSync(shared, mallory.uid, mallory.gid);
       // mallory's own directories, each with something in it, so that a remove must list them.
       runAs(mallory, `cd ${shared} && for i in $(seq 1 200); do mkdir d$i && echo x > d$i/f; done`);
-      const racer = spawn(
-        "setpriv",
-        [
-          `--reuid=${mallory.uid}`,
-          `--regid=${mallory.gid}`,
-          "--init-groups",
-          "--",
-          "sh",
-          "-c",
-          `cd ${shared} || exit 0; end=$(($(date +%s) + 15)); while [ $(date +%s) -lt $end ]; do for d in d*; do [ -L "$d" ] || { mv "$d" ".$d" && ln -s ${bait} "$d"; } 2>/dev/null; done; done`,
-        ],
-        { stdio: "ignore" },
-      );
+      const racer = spawnAs(mallory, [
+        "sh",
+        "-c",
+        `cd ${shared} || exit 0; end=$(($(date +%s) + 15)); while [ $(date +%s) -lt $end ]; do for d in d*; do [ -L "$d" ] || { mv "$d" ".$d" && ln -s ${bait} "$d"; } 2>/dev/null; done; done`,
+      ]);
       try {
         await new Promise((resolve) => setTimeout(resolve, 100));
         const fs = client(Filesystem, agent.url);
