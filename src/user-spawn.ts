@@ -85,7 +85,6 @@ const SEALED_PREFIX = "SANDBOX_AGENT_ENV_";
  * so its file need not be readable).
  */
 const NATIVE_LAUNCHER = fileURLToPath(new URL("../native/launcher/build/Release/launcher", import.meta.url));
-const PERL_LAUNCHER = readFileSync(new URL("./programs/launcher.pl", import.meta.url), "utf8");
 
 /** Whether every user may execute `path`: the file and each directory above it open to others. */
 function executableByAll(path: string): boolean {
@@ -105,16 +104,20 @@ interface LauncherCommand {
   readonly prefix: readonly string[];
 }
 
-let launcherCommand: LauncherCommand | null | undefined;
+/** Decided on first use; undefined (no launcher at all) is asked again, it fails every start. */
+let launcherCommand: LauncherCommand | undefined;
 
 function launcher(): LauncherCommand | undefined {
-  if (launcherCommand === undefined) {
-    const interpreter = perl();
-    // "--" ends perl's own options: the program's name may start with a dash.
-    if (executableByAll(NATIVE_LAUNCHER)) launcherCommand = { file: NATIVE_LAUNCHER, prefix: [] };
-    else launcherCommand = interpreter === undefined ? null : { file: interpreter, prefix: ["-e", PERL_LAUNCHER, "--"] };
-  }
-  return launcherCommand ?? undefined;
+  launcherCommand ??= executableByAll(NATIVE_LAUNCHER) ? { file: NATIVE_LAUNCHER, prefix: [] } : perlLauncher();
+  return launcherCommand;
+}
+
+function perlLauncher(): LauncherCommand | undefined {
+  const interpreter = perl();
+  // "--" ends perl's own options: the program's name may start with a dash.
+  if (interpreter === undefined) return undefined;
+  const script = readFileSync(new URL("./programs/launcher.pl", import.meta.url), "utf8");
+  return { file: interpreter, prefix: ["-e", script, "--"] };
 }
 
 /** The environment in the form that passes through root unread: see the top of this file. */

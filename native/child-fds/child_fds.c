@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,32 +29,40 @@ static napi_value fail(napi_env env, const char *what, int err) {
   return NULL;
 }
 
+/* [a, b] as a JS array. */
+static napi_value int_pair(napi_env env, int a, int b) {
+  napi_value result, first, second;
+  napi_create_array_with_length(env, 2, &result);
+  napi_create_int32(env, a, &first);
+  napi_create_int32(env, b, &second);
+  napi_set_element(env, result, 0, first);
+  napi_set_element(env, result, 1, second);
+  return result;
+}
+
+/* The call's one argument, an int32 of at least `min`; false if it is not. */
+static bool one_int_arg(napi_env env, napi_callback_info info, int32_t min, int32_t *out) {
+  size_t argc = 1;
+  napi_value argv[1];
+  return napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc == 1 && napi_get_value_int32(env, argv[0], out) == napi_ok && *out >= min;
+}
+
 /* socketpair(): [agentEnd, childEnd], an AF_UNIX stream pair, both close-on-exec. */
 static napi_value make_socketpair(napi_env env, napi_callback_info info) {
   (void)info;
   int fds[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return fail(env, "socketpair", errno);
-  napi_value result, a, b;
-  napi_create_array_with_length(env, 2, &result);
-  napi_create_int32(env, fds[0], &a);
-  napi_create_int32(env, fds[1], &b);
-  napi_set_element(env, result, 0, a);
-  napi_set_element(env, result, 1, b);
-  return result;
+  return int_pair(env, fds[0], fds[1]);
 }
 
 /* reap(pid): null while the child runs; else [code, signal] (-1 where not applicable), reaped. */
 static napi_value reap(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
   int32_t pid;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 || napi_get_value_int32(env, argv[0], &pid) != napi_ok || pid <= 0) {
-    return fail(env, "reap (arguments)", EINVAL);
-  }
+  if (!one_int_arg(env, info, 1, &pid)) return fail(env, "reap (arguments)", EINVAL);
   int status = 0;
   pid_t got = waitpid(pid, &status, WNOHANG);
-  napi_value result, code, signal;
   if (got == 0) {
+    napi_value result;
     napi_get_null(env, &result);
     return result;
   }
@@ -61,22 +70,13 @@ static napi_value reap(napi_env env, napi_callback_info info) {
   if (got < 0 && errno != ECHILD) return fail(env, "waitpid", errno);
   int exit_code = got > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   int term_signal = got > 0 && WIFSIGNALED(status) ? WTERMSIG(status) : -1;
-  napi_create_array_with_length(env, 2, &result);
-  napi_create_int32(env, exit_code, &code);
-  napi_create_int32(env, term_signal, &signal);
-  napi_set_element(env, result, 0, code);
-  napi_set_element(env, result, 1, signal);
-  return result;
+  return int_pair(env, exit_code, term_signal);
 }
 
 /* dup(fd): a close-on-exec duplicate of fd. */
 static napi_value dup_cloexec(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
   int32_t fd;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    return fail(env, "dup (arguments)", EINVAL);
-  }
+  if (!one_int_arg(env, info, 0, &fd)) return fail(env, "dup (arguments)", EINVAL);
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (copy < 0) return fail(env, "dup", errno);
   napi_value result;

@@ -11,7 +11,7 @@ import type { ServerResponse } from "node:http";
 import type { Http2ServerResponse } from "node:http2";
 import { read } from "node:fs";
 
-export type Response = ServerResponse | Http2ServerResponse;
+type AnyResponse = ServerResponse | Http2ServerResponse;
 
 /** Large reads keep the syscall count low; two of them per download in flight is the memory cost. */
 export const CHUNK_BYTES = 256 * 1024;
@@ -21,7 +21,7 @@ function readAt(fd: number, buffer: Buffer, length: number, position: number): P
 }
 
 /** Resolves once `res` has written `chunk` out; rejects if the response is gone first. */
-function writeOut(res: Response, chunk: Buffer, gone: Promise<never>): Promise<void> {
+function writeOut(res: AnyResponse, chunk: Buffer, gone: Promise<never>): Promise<void> {
   const written = new Promise<void>((resolve, reject) => {
     // The two response kinds take the same arguments; their overloads do not unify.
     (res as ServerResponse).write(chunk, (err) => (err ? reject(err) : resolve()));
@@ -35,7 +35,7 @@ function writeOut(res: Response, chunk: Buffer, gone: Promise<never>): Promise<v
  * shrank destroys the response (the client sees a body cut short of its Content-Length), which is
  * all that can be said once the headers are out. Never closes `fd`.
  */
-export async function sendFileRange(fd: number, start: number, length: number, res: Response): Promise<number> {
+export async function sendFileRange(fd: number, start: number, length: number, res: AnyResponse): Promise<number> {
   let sent = 0;
   const gone = new Promise<never>((_, reject) => {
     res.once("close", () => reject(new Error("the client went away")));
