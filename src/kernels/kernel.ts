@@ -57,6 +57,12 @@ export interface Kernel {
   restart(): Promise<void>;
   /** Stops the kernel and frees everything it holds; idempotent. */
   shutdown(): Promise<void>;
+  /**
+   * Brings `state` up to date: when the kernel's process has ended but its exit is not reported
+   * yet, waits for the report (so state reads "dead" and onDeath listeners have heard). Called
+   * before an execution, so that code is never sent to a kernel that died before it.
+   */
+  catchUp(): Promise<void>;
   /** Called once when the kernel dies on its own (not on shutdown). */
   onDeath(listener: (reason: string) => void): void;
 }

@@ -15,10 +15,11 @@
  * The per-agent directory goes when the agent exits. The pid and start time in its name let a later
  * agent tell the directory of a crashed run from that of an agent still running, and remove it.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { chmod, lstat, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { procStat } from "../proc-stat.js";
 import { isPrivileged } from "../users.js";
 
 const SYSTEM_PARENT = "/run/sandbox-agent";
@@ -30,21 +31,10 @@ interface Base {
   readonly prefix: string;
 }
 
-/** `/proc/<pid>/stat` field 22: the process's start time, so a reused pid is not taken for the old process. */
-function startTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Field 2 (the command name, in parentheses) may itself hold spaces and parentheses.
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
-}
-
-const HAVE_PROC = startTime(process.pid) !== undefined;
+const HAVE_PROC = procStat(process.pid) !== undefined;
 
 function alive(pid: number, start: string): boolean {
-  if (HAVE_PROC) return startTime(pid) === start;
+  if (HAVE_PROC) return procStat(pid)?.startTime === start;
   // Without /proc a pid that answers is taken as alive: its start time cannot be compared.
   try {
     process.kill(pid, 0);
@@ -100,7 +90,7 @@ export function agentRuntimeDirectory(): Promise<string> {
   agentDir ??= (async () => {
     const { path, prefix } = await base();
     // mkdtemp is synchronous here so that no exit can come between creating it and knowing it.
-    const dir = mkdtempSync(join(path, `${prefix}${process.pid}-${startTime(process.pid) ?? "0"}-`));
+    const dir = mkdtempSync(join(path, `${prefix}${process.pid}-${procStat(process.pid)?.startTime ?? "0"}-`));
     agentDirPath = dir;
     process.once("exit", removeAtExit);
     // Others may pass through to the directories given to them, but not list what is here.

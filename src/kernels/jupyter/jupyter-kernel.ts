@@ -104,6 +104,13 @@ export class JupyterKernel implements Kernel {
     this.deathListeners.push(listener);
   }
 
+  async catchUp(): Promise<void> {
+    const incarnation = this.current;
+    if (incarnation === undefined || !incarnation.process.hasEnded()) return;
+    // exitedOnItsOwn was chained on `exited` first, so it has run when this await returns.
+    await incarnation.process.exited;
+  }
+
   private async boot(): Promise<void> {
     this.stateNow = "starting";
     if (this.stopped) {

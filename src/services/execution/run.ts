@@ -94,6 +94,7 @@ export async function runExecution(context: ExecutionContext, options: RunOption
     }
     if (context.destroyed) throw new ConnectError(`context ${context.id} was destroyed`, Code.NotFound);
 
+    await kernel.catchUp();
     const deathNotice = context.takeDeathNotice();
     if (kernel.state === "dead") {
       context.countRestart();

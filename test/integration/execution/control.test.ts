@@ -87,6 +87,20 @@ describe("kernel death", () => {
     expect(out.stderr).toContain("earlier state is lost");
     expect(out.main?.text).toBe(`'${dir.path}'`);
   });
+
+  it("restarts a kernel that died before the execution even while its exit is still being reported", async () => {
+    const ctx = await newContext(contexts, "python");
+    await run(exec, "state = 'old'", { contextId: ctx });
+    // A process in its own session keeps the kernel's stdout open: the exit is reported only
+    // once the agent gives up draining it, a window in which the kernel is reaped but not known dead.
+    const pid = Number((await run(exec, "import os, subprocess\nsubprocess.Popen(['setsid', 'sleep', '1'])\nos.getpid()", { contextId: ctx })).main?.text);
+    process.kill(pid, "SIGKILL");
+    await eventually(() => !alive(pid), 10_000, 2);
+    const out = await run(exec, "'state' in globals()", { contextId: ctx });
+    expect(out.errors).toEqual([]);
+    expect(out.stderr).toContain("earlier state is lost");
+    expect(out.main?.text).toBe("False");
+  });
 });
 
 describe("ordering", () => {

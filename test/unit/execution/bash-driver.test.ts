@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bashDriverFactory } from "../../../src/kernels/drivers/index.js";
+import { procStat } from "../../../src/proc-stat.js";
 import { KernelDiedError, type Kernel, type KernelEvent, type KernelOptions } from "../../../src/kernels/kernel.js";
 import { lookupUser, userName, type User } from "../../../src/users.js";
 
@@ -329,6 +330,29 @@ describe("bash driver: the shell ending", () => {
       process.kill(kernel.pid!, "SIGKILL");
       expect(await death).toContain("SIGKILL");
       expect(kernel.state).toBe("dead");
+      expect((await run(kernel, "echo again")).stdout).toBe("again\n");
+    } finally {
+      await kernel.shutdown();
+    }
+  });
+
+  it("catchUp waits for a death that happened but is not reported yet", async () => {
+    const kernel = await bashDriverFactory.create({ cwd: dir, env: {}, user: self() });
+    try {
+      const deaths: string[] = [];
+      kernel.onDeath((reason) => deaths.push(reason));
+      // A process in its own session holds the shell's stdout: the exit is reported only once
+      // the agent gives up draining it, well after the shell is gone.
+      await run(kernel, "setsid sleep 1 &");
+      const pid = kernel.pid!;
+      process.kill(pid, "SIGKILL");
+      const ended = (): boolean => [undefined, "Z"].includes(procStat(pid)?.state);
+      while (!ended()) await new Promise((resolve) => setTimeout(resolve, 1));
+      expect(kernel.state).toBe("idle");
+      await kernel.catchUp();
+      expect(kernel.state).toBe("dead");
+      expect(deaths).toHaveLength(1);
+      await kernel.catchUp(); // nothing more to wait for
       expect((await run(kernel, "echo again")).stdout).toBe("again\n");
     } finally {
       await kernel.shutdown();
