@@ -105,7 +105,7 @@ export async function buildApp(config: AgentOptions): Promise<FastifyInstance> {
     routes: (router) => {
       services.routes(router);
       // Fixes to how connect-es answers, around every RPC on every protocol (connect-fixes/).
-      applyConnectFixes(router);
+      applyConnectFixes(router, { preencoded: services.preencoded });
     },
     contextValues: (req) => callerValues(req.caller ?? undefined),
     // The JS SDK rejects compressed frames; still accept compressed requests from other clients.

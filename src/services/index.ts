@@ -3,6 +3,7 @@
  * check that every RPC is access-controlled; createServices refuses to start if the modules
  * implement anything else.
  */
+import type { DescMethod } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { EnvdFilesystem, EnvdProcess } from "../e2b/envd-services.js";
 import { ContextService, ExecutionService, Filesystem, Process } from "../gen/sandboxagent/api_pb.js";
@@ -18,6 +19,8 @@ const FACTORIES: readonly ServiceFactory[] = [createFilesystemService, createPro
 
 export interface Services {
   readonly routes: (router: ConnectRouter) => void;
+  /** Methods whose handlers may encode frames themselves (connect-fixes/preencoded.ts). */
+  readonly preencoded: readonly DescMethod[];
   /** The execution contexts, for the E2B code interpreter's routes. */
   readonly contexts: ContextRegistry;
   readonly dispose: () => Promise<void>;
@@ -34,6 +37,7 @@ export function createServices(deps: ServiceDeps): Services {
   }
   return {
     contexts: execution.contexts,
+    preencoded: modules.flatMap((module) => module.preencoded ?? []),
     routes: (router) => {
       for (const impl of implementations) impl.register(router);
     },

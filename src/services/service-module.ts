@@ -2,7 +2,7 @@
  * The one shape every RPC service module has: it is built from the same dependencies, says which
  * services it implements, and releases what it holds (watchers, processes, kernels) on dispose.
  */
-import type { DescService } from "@bufbuild/protobuf";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
@@ -29,6 +29,8 @@ export function implement<S extends DescService>(service: S, impl: ServiceImpl<S
 
 export interface ServiceModule {
   readonly implementations: readonly Implementation[];
+  /** Server-streaming methods whose handlers may encode frames themselves (connect-fixes/preencoded.ts). */
+  readonly preencoded?: readonly DescMethod[];
   readonly dispose: () => Promise<void>;
 }
 

@@ -93,7 +93,6 @@ export async function collect(stream: AsyncIterable<{ event?: ProcessEvent }>, o
   return into;
 }
 
-/** State letter from /proc/<pid>/stat ("Z" for a zombie), or undefined when the pid is gone. */
 /**
  * Reads on from a subscriber that fell behind: it may still get output that was in flight, never
  * the end; then it must fail. Returns that failure for the caller to check its code and message.
@@ -109,6 +108,7 @@ export async function errorAfterFallingBehind(stream: AsyncIterator<{ event?: Pr
   return new Error("a dropped subscriber's stream ended without an error");
 }
 
+/** State letter from /proc/<pid>/stat ("Z" for a zombie), or undefined when the pid is gone. */
 export async function procState(pid: number): Promise<string | undefined> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, "utf8");

@@ -10,10 +10,11 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalHandlerFn } from "@connectrpc/connect/protocol";
 
-export type HandlerWrap = (next: UniversalHandlerFn) => UniversalHandlerFn;
+/** Wraps one RPC's handler; `handler` says which RPC (its method, path and protocol). */
+export type HandlerWrap = (next: UniversalHandlerFn, handler: UniversalHandler) => UniversalHandlerFn;
 
 /** Replaces every handler the router holds with `wrap` of it. */
-export function wrapRouterHandlers(router: ConnectRouter, wrap: HandlerWrap): void {
+export function wrapRouterHandlers(router: ConnectRouter, wrap: (handler: UniversalHandler) => UniversalHandlerFn): void {
   // The fastify plugin reads `router.handlers` after the routes callback returns: replacing the
   // entries in place is how a routes callback can wrap them.
   const handlers = router.handlers;

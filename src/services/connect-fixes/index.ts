@@ -9,17 +9,26 @@
  *   deadlines.ts      deadlines past setTimeout's range end the call after 1 ms
  *   grpc-trailers.ts  error messages too long for a gRPC trailer reset the stream
  *   json-input.ts     deep JSON exhausts memory; unpaired surrogates end gRPC calls with no status
+ *   preencoded.ts     every bytes field copied once per nesting level: handlers may encode frames themselves
  */
+import type { DescMethod } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
+import type { UniversalHandlerFn } from "@connectrpc/connect/protocol";
 import { blameClientForMalformedRequests } from "./client-faults.js";
 import { clampDeadlines } from "./deadlines.js";
 import { boundGrpcMessages } from "./grpc-trailers.js";
-import { wrapRouterHandlers } from "./handler-wrap.js";
+import { type HandlerWrap, wrapRouterHandlers } from "./handler-wrap.js";
 import { jsonRequestDecoder } from "./json-input.js";
+import { preencodedFrames } from "./preencoded.js";
 
-/** Wraps every RPC the router holds, on every protocol; call after the services are registered. */
-export function applyConnectFixes(router: ConnectRouter): void {
-  wrapRouterHandlers(router, (handler) => clampDeadlines(boundGrpcMessages(blameClientForMalformedRequests(handler))));
+/**
+ * Wraps every RPC the router holds, on every protocol; call after the services are registered.
+ * `preencoded` lists the server-streaming methods whose handlers may encode frames themselves.
+ */
+export function applyConnectFixes(router: ConnectRouter, options: { readonly preencoded: readonly DescMethod[] }): void {
+  // Innermost first: placeholders are swapped before any other wrap sees the body.
+  const wraps: HandlerWrap[] = [preencodedFrames(options.preencoded), blameClientForMalformedRequests, boundGrpcMessages, clampDeadlines];
+  wrapRouterHandlers(router, (handler) => wraps.reduce<UniversalHandlerFn>((next, wrap) => wrap(next, handler), handler));
 }
 
 /**

@@ -1,9 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
 import { ConnectResponseSchema, type ConnectRequest, type ConnectResponse } from "../../gen/sandboxagent/api_pb.js";
-import { follow } from "./follow.js";
+import { placeholderOf } from "../connect-fixes/preencoded.js";
+import { followAs } from "./follow.js";
 import { actingUser } from "./owner.js";
 import type { ProcessTable } from "./table.js";
+
+const PLACEHOLDER = placeholderOf(ConnectResponseSchema);
 
 /**
  * Attaches to a running (or recently exited) process: `start{pid}`, its recent output from the
@@ -11,5 +14,5 @@ import type { ProcessTable } from "./table.js";
  */
 export async function* connect(table: ProcessTable, req: ConnectRequest, ctx: HandlerContext): AsyncGenerator<ConnectResponse> {
   const proc = table.find(req.process, { exited: true, caller: actingUser(ctx) });
-  for await (const event of follow(proc, ctx)) yield create(ConnectResponseSchema, { event });
+  yield* followAs(proc, ctx, (event) => create(ConnectResponseSchema, { event }), PLACEHOLDER);
 }

@@ -31,6 +31,7 @@ export function createProcessService(deps: ServiceDeps): ServiceModule {
   return {
     // One implementation, served under the agent's name and under envd's (src/e2b/).
     implementations: [implement(Process, impl), implement(EnvdProcess, envdProcess(impl))],
+    preencoded: [Process.method.start, Process.method.connect],
     dispose: () => table.dispose(),
   };
 }

@@ -2,12 +2,15 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { StartResponseSchema, type StartRequest, type StartResponse } from "../../gen/sandboxagent/api_pb.js";
 import { SpawnError } from "./executable.js";
-import { follow } from "./follow.js";
+import { followAs } from "./follow.js";
 import type { ManagedProcess } from "./managed-process.js";
 import { actingUser } from "./owner.js";
 import { planStart } from "./plan.js";
 import type { ProcessTable } from "./table.js";
 import type { SandboxSettings } from "../../sandbox-settings.js";
+import { placeholderOf } from "../connect-fixes/preencoded.js";
+
+const PLACEHOLDER = placeholderOf(StartResponseSchema);
 
 /** The limit as the client stated it (the deadline's remaining time is a millisecond or so less). */
 function timeLimitMs(ctx: HandlerContext): number | undefined {
@@ -38,7 +41,7 @@ export async function* start(table: ProcessTable, settings: SandboxSettings, req
   const remainingMs = ctx.timeoutMs();
   if (limitMs !== undefined && remainingMs !== undefined) proc.limitTime(limitMs, remainingMs);
 
-  for await (const event of follow(proc, ctx)) yield create(StartResponseSchema, { event });
+  yield* followAs(proc, ctx, (event) => create(StartResponseSchema, { event }), PLACEHOLDER);
 
   const timedOut = proc.timedOutAfterMs;
   if (timedOut !== undefined && !ctx.signal.aborted) {

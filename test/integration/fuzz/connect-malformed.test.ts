@@ -153,10 +153,10 @@ describe("other internal errors keep their code", () => {
     return text;
   };
   it("a server fault stays internal; a parse failure becomes invalid_argument", async () => {
-    const fault = await blameClientForMalformedRequests(async () => unaryError("serialize binary: boom"))({} as never);
+    const fault = await blameClientForMalformedRequests(async () => unaryError("serialize binary: boom"), {} as never)({} as never);
     expect(fault.status).toBe(500);
     expect(JSON.parse(await bodyOf(fault))).toMatchObject({ code: "internal" });
-    const parse = await blameClientForMalformedRequests(async () => unaryError("parse binary: premature EOF"))({} as never);
+    const parse = await blameClientForMalformedRequests(async () => unaryError("parse binary: premature EOF"), {} as never)({} as never);
     expect(parse.status).toBe(400);
     expect(JSON.parse(await bodyOf(parse))).toMatchObject({ code: "invalid_argument", message: "parse binary: premature EOF" });
   });

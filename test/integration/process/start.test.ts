@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { posix } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -32,6 +33,31 @@ describe.each(TRANSPORT_NAMES)("Start over %s", (transport) => {
     expect(got.kinds.at(-1)).toBe("end");
     expect(got.end).toMatchObject({ exitCode: 3, exited: true, status: "exit status 3" });
     expect(got.end?.error).toBeUndefined();
+  });
+
+  it("delivers large output on both streams byte for byte, and replays it to a client that attaches", async () => {
+    const dir = await tempDir();
+    try {
+      // Random bytes: every byte value, and UTF-8 sequences cut anywhere.
+      const out = randomBytes(700_000);
+      const err = randomBytes(300_000);
+      await writeFile(posix.join(dir.path, "out"), out);
+      await writeFile(posix.join(dir.path, "err"), err);
+      const c = client(Process, agent.url, transport);
+      const got = await collect(c.start(sh(`cat ${dir.path}/out; cat ${dir.path}/err >&2`), { headers: AUTH }));
+      expect(got.error).toBeUndefined();
+      expect(got.stdout.equals(out)).toBe(true);
+      expect(got.stderr.equals(err)).toBe(true);
+      expect(got.end).toMatchObject({ exitCode: 0 });
+      const replayed = await collect(c.connect({ process: { selector: { case: "pid", value: got.pid! } } }, { headers: AUTH }));
+      expect(replayed.error).toBeUndefined();
+      expect(Buffer.concat([replayed.stdout, replayed.stderr]).length).toBe(out.length + err.length);
+      expect(replayed.stdout.equals(out)).toBe(true);
+      expect(replayed.stderr.equals(err)).toBe(true);
+      expect(replayed.end).toMatchObject({ exitCode: 0 });
+    } finally {
+      await dir.cleanup();
+    }
   });
 });
 
