@@ -31,7 +31,8 @@ export function createProcessService(deps: ServiceDeps): ServiceModule {
   return {
     // One implementation, served under the agent's name and under envd's (src/e2b/).
     implementations: [implement(Process, impl), implement(EnvdProcess, envdProcess(impl))],
-    preencoded: [Process.method.start, Process.method.connect],
+    // envd's face carries the same messages under other names (e2b/bridge.ts): its frames are the same bytes.
+    preencoded: [Process.method.start, Process.method.connect, EnvdProcess.method.start, EnvdProcess.method.connect],
     dispose: () => table.dispose(),
   };
 }

@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { posix } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Process as EnvdProcess } from "../../../src/gen/process/process_pb.js";
 import { Process } from "../../../src/gen/sandboxagent/api_pb.js";
 import { AUTH, TRANSPORT_NAMES, client, eventually, startTestAgent, tempDir, type TestAgent } from "../../helpers/agent.js";
 import { collect, groupMembers, isRunning } from "../../helpers/process.js";
@@ -55,6 +56,28 @@ describe.each(TRANSPORT_NAMES)("Start over %s", (transport) => {
       expect(replayed.stdout.equals(out)).toBe(true);
       expect(replayed.stderr.equals(err)).toBe(true);
       expect(replayed.end).toMatchObject({ exitCode: 0 });
+    } finally {
+      await dir.cleanup();
+    }
+  });
+});
+
+describe.each(["connect-binary-h1", "grpc"] as const)("envd's Start over %s", (transport) => {
+  it("delivers large output byte for byte (the same frames as the agent's own face)", async () => {
+    const c = client(EnvdProcess, agent.url, transport);
+    const out = randomBytes(300_000);
+    const dir = await tempDir();
+    try {
+      await writeFile(posix.join(dir.path, "out"), out);
+      const stdout: Uint8Array[] = [];
+      let end: unknown;
+      for await (const res of c.start(sh(`cat ${dir.path}/out`), { headers: AUTH })) {
+        const event = res.event?.event;
+        if (event?.case === "data" && event.value.output.case === "stdout") stdout.push(event.value.output.value);
+        if (event?.case === "end") end = event.value;
+      }
+      expect(Buffer.concat(stdout).equals(out)).toBe(true);
+      expect(end).toMatchObject({ exitCode: 0, exited: true });
     } finally {
       await dir.cleanup();
     }

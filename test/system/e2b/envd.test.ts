@@ -113,6 +113,14 @@ describe("commands", () => {
     expect(chunks.join("")).toContain("line3");
     expect(chunks.join("")).toContain("E:err");
   });
+
+  it("large output on both streams arrives whole and in order", async () => {
+    const lines = (from: number, to: number): string => Array.from({ length: to - from + 1 }, (_, i) => `${from + i}\n`).join("");
+    const result = await sbx.commands.run("seq 1 150000; seq 1 50000 >&2");
+    expect(result.stdout.length).toBe(lines(1, 150_000).length);
+    expect(result.stdout === lines(1, 150_000)).toBe(true);
+    expect(result.stderr === lines(1, 50_000)).toBe(true);
+  });
 });
 
 describe("pty", () => {
