@@ -1,18 +1,15 @@
 /**
  * Issue 2's figures: 1 GiB download and upload against `cp`, Stat round trips over HTTP/1.1 and
- * h2c against a bare node:http(2) server doing the same stat, ListDir of 10,000 entries against
- * readdir+lstat in-process, and the agent's idle RSS against a bare Node process. Issue 14's: the
- * same transfers, Stat and ListDir as an unprivileged user (`nobody`, whose operations run on
- * the file workers with its own credentials) against the same as root.
+ * h2c against a bare node:http(2) server in its own process doing the same stat, ListDir of 10,000
+ * entries against readdir+lstat in-process, and the agent's idle RSS against a bare Node process.
+ * Issue 14's: the same transfers, Stat and ListDir as an unprivileged user (`nobody`, whose
+ * operations run on the file workers with its own credentials) against the same as root.
  */
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { spawn } from "node:child_process";
 import { createReadStream, createWriteStream } from "node:fs";
 import { chmod, lstat, mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
-import http from "node:http";
-import http2 from "node:http2";
-import type { AddressInfo, Socket } from "node:net";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Filesystem } from "../../src/gen/sandboxagent/api_pb.js";
@@ -79,10 +76,11 @@ const server = http.createServer((req, res) => {
 server.listen(0, "127.0.0.1", () => console.log(server.address().port));
 `;
 
-async function bareFileServer(): Promise<{ url: string; close: () => void }> {
-  const child = spawn(process.execPath, ["-e", BARE_FILE_SERVER], { stdio: ["ignore", "pipe", "inherit"] });
+/** Runs one of the bare servers below in its own Node process; resolves once it listens. */
+async function bareServer(script: string, args: readonly string[] = []): Promise<{ url: string; close: () => void }> {
+  const child = spawn(process.execPath, ["-e", script, ...args], { stdio: ["ignore", "pipe", "inherit"] });
   const port = await new Promise<number>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`bare file server exited with ${code}`)));
+    child.once("exit", (code) => reject(new Error(`bare server exited with ${code}`)));
     child.stdout.setEncoding("utf8").once("data", (line: string) => resolve(Number(line.trim())));
   });
   return { url: `http://127.0.0.1:${port}`, close: () => void child.kill() };
@@ -106,7 +104,7 @@ async function transferRows(ctx: BenchContext): Promise<Row[]> {
   const cpMs = await checked(await timeCommand("cp", [source, copy]));
 
   ctx.log("bare node server: download and upload");
-  const bare = await bareFileServer();
+  const bare = await bareServer(BARE_FILE_SERVER);
   let bareDownMs: number;
   let bareUpMs: number;
   try {
@@ -139,48 +137,39 @@ async function transferRows(ctx: BenchContext): Promise<Row[]> {
   ];
 }
 
-/** A bare server that answers a stat of the posted path: the floor for an RPC round trip. */
-async function bareStatServer(kind: "h1" | "h2c"): Promise<{ url: string; close: () => Promise<void> }> {
-  const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      let path = "/";
-      try {
-        path = (JSON.parse(Buffer.concat(chunks).toString() || "{}") as { path?: string }).path ?? "/";
-      } catch {
-        // fall through with "/": the baseline must keep answering
-      }
-      lstat(path).then(
-        (st) => {
-          res.writeHead(200, { "content-type": "application/json" });
-          res.end(JSON.stringify({ entry: { path, size: st.size, mode: st.mode, modifiedTime: st.mtime.toISOString() } }));
-        },
-        () => {
-          res.writeHead(404);
-          res.end();
-        },
-      );
-    });
-  };
-  const server = kind === "h1" ? http.createServer(handler) : http2.createServer(handler);
-  // Clients keep connections open; close must not wait for them.
-  const sockets = new Set<Socket>();
-  server.on("connection", (socket: Socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+/**
+ * The floor for an RPC round trip: its own process (as the agent is), answering a stat of the
+ * posted path in the JSON the client expects, over HTTP/1.1 or h2c (argv). Prints its port.
+ */
+const BARE_STAT_SERVER = `
+const http = require("node:http");
+const http2 = require("node:http2");
+const { lstat } = require("node:fs/promises");
+const handler = (req, res) => {
+  const chunks = [];
+  req.on("data", (c) => chunks.push(c));
+  req.on("end", () => {
+    let path = "/";
+    try {
+      path = JSON.parse(Buffer.concat(chunks).toString() || "{}").path ?? "/";
+    } catch {
+      // fall through with "/": the baseline must keep answering
+    }
+    lstat(path).then(
+      (st) => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ entry: { path, size: st.size, mode: st.mode, modifiedTime: st.mtime.toISOString() } }));
+      },
+      () => {
+        res.writeHead(404);
+        res.end();
+      },
+    );
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
-      }),
-  };
-}
+};
+const server = process.argv[1] === "h1" ? http.createServer(handler) : http2.createServer(handler);
+server.listen(0, "127.0.0.1", () => console.log(server.address().port));
+`;
 
 async function statRows(ctx: BenchContext): Promise<Row[]> {
   const count = ctx.quick ? 300 : 3000;
@@ -192,10 +181,10 @@ async function statRows(ctx: BenchContext): Promise<Row[]> {
     const agentClient = createClient(Filesystem, createConnectTransport({ baseUrl: ctx.url, httpVersion, useBinaryFormat: false }));
     const headers = { "x-access-token": ctx.token };
     const { result: agentSamples, peakMiB } = await ctx.rss.during(() => sample(count, () => agentClient.stat({ path: ctx.workDir }, { headers })));
-    const bare = await bareStatServer(httpVersion === "1.1" ? "h1" : "h2c");
+    const bare = await bareServer(BARE_STAT_SERVER, [httpVersion === "1.1" ? "h1" : "h2c"]);
     const bareClient = createClient(Filesystem, createConnectTransport({ baseUrl: bare.url, httpVersion, useBinaryFormat: false }));
     const bareSamples = await sample(count, () => bareClient.stat({ path: ctx.workDir }));
-    await bare.close();
+    bare.close();
     rows.push(row(`Stat round trip ${label} p50 (vs bare node server)`, "ms", percentile(agentSamples, 50), percentile(bareSamples, 50), peakMiB));
     rows.push(row(`Stat round trip ${label} p99 (vs bare node server)`, "ms", percentile(agentSamples, 99), percentile(bareSamples, 99), peakMiB));
     if (httpVersion === "1.1") {
