@@ -9,6 +9,11 @@
  *
  * Twice per idle spell: at IDLE_MS, and again once the output of exited processes, kept
  * EXITED_RETENTION_MS for late Connects, has been let go.
+ *
+ * The trim runs again TRIM_AGAIN_MS after each collection: V8 frees the backing stores of the
+ * Buffers it collected on a background thread, after gc() returns, so the first trim finds most
+ * of them still allocated (measured after 300 streams of 10 MiB: 333 MB before the second trim,
+ * 98 MB after it).
  */
 import { createRequire } from "node:module";
 import { setFlagsFromString } from "node:v8";
@@ -19,6 +24,8 @@ import { EXITED_RETENTION_MS } from "./services/process/limits.js";
 const IDLE_MS = 5_000;
 /** How often idleness is looked at; unref'd, it never keeps the agent alive. */
 const CHECK_MS = 2_500;
+/** How long after a collection the allocator is trimmed again (see above). */
+const TRIM_AGAIN_MS = 1_000;
 
 interface MemTrim {
   trim(): boolean;
@@ -92,6 +99,7 @@ export class IdleMemory {
       this.gc();
       memTrim.trim();
       this.collections++;
+      setTimeout(() => memTrim.trim(), TRIM_AGAIN_MS).unref();
     });
   }
 }
