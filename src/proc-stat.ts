@@ -1,7 +1,6 @@
 /**
- * What /proc/<pid>/stat says of a process: its state letter, which tells a zombie (ended, not yet
- * reaped) from a live process, and its start time, which tells it from a later process that got
- * the same pid.
+ * What is known of a process by its pid: /proc/<pid>/stat's state letter and start time (which
+ * tells it from a later process that got the same pid), and whether a child has been reaped.
  */
 import { readFileSync } from "node:fs";
 
@@ -23,16 +22,17 @@ export function procStat(pid: number): ProcStat | undefined {
 }
 
 /**
- * Notes a child's start time now and returns a test of whether that process has ended: gone, a
- * zombie, or its pid now another's. The test sees an end before the supervisor reports it (the
- * reap happens on another thread, and output is drained after it), which is what lets a caller
- * tell "died before my request" from "died during it". Without /proc it never says ended.
+ * Whether a child of the agent has ended and been reaped, though its exit may not be reported yet
+ * (the fork thread reaps it, and its output is drained after that): what lets a caller tell "died
+ * before my request" from "died during it". Signal 0 costs one syscall; reading /proc/<pid>/stat
+ * cost 85 µs per execution with 16 contexts busy. A zombie counts as running: the fork thread
+ * reaps within a moment of the death, and that moment is not covered.
  */
-export function endProbe(pid: number): () => boolean {
-  const start = procStat(pid)?.startTime;
-  if (start === undefined) return () => false;
-  return () => {
-    const now = procStat(pid);
-    return now === undefined || now.startTime !== start || now.state === "Z" || now.state === "X";
-  };
+export function reaped(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "ESRCH";
+  }
 }

@@ -7,7 +7,7 @@
 import { KernelDiedError, type ExecuteOptions, type ExecuteOutcome, type Kernel, type KernelEvent, type KernelFactory, type KernelState } from "../kernel.js";
 import type { ProcessExit } from "./driver-process.js";
 import { describeExit } from "./driver-process.js";
-import { endProbe } from "../../proc-stat.js";
+import { reaped } from "../../proc-stat.js";
 
 /** A KernelFactory that can also say whether its program (bash, a JDK) is installed at all. */
 export interface BuiltinDriverFactory extends KernelFactory {
@@ -53,8 +53,6 @@ export abstract class DriverKernel implements Kernel {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly killedByUs = new WeakSet<DriverSession>();
   private readonly deathListeners: Array<(reason: string) => void> = [];
-  /** Whether the current session's process has ended, reported or not (see endProbe). */
-  private sessionEnded: (() => boolean) | undefined;
 
   /** Starts a process and resolves once it accepts cells. */
   protected abstract startSession(): Promise<DriverSession>;
@@ -178,7 +176,7 @@ export abstract class DriverKernel implements Kernel {
 
   async catchUp(): Promise<void> {
     const session = this.session;
-    if (session === undefined || this.sessionEnded?.() !== true) return;
+    if (session?.pid === undefined || !reaped(session.pid)) return;
     // onSessionExit was chained on `exited` first, so it has run when this await returns.
     await session.exited;
   }
@@ -206,7 +204,6 @@ export abstract class DriverKernel implements Kernel {
           throw new KernelDiedError(`${this.name} has been shut down`);
         }
         this.session = session;
-        this.sessionEnded = session.pid === undefined ? undefined : endProbe(session.pid);
         // Execution counts restart with the process, as they do in a restarted Jupyter kernel.
         this.executionCount = 0;
         this.currentState = "idle";

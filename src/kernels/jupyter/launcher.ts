@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { lstat, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { giveTo } from "../../ownership.js";
-import { endProbe } from "../../proc-stat.js";
+import { reaped } from "../../proc-stat.js";
 import type { Child, Exit } from "../../supervisor/child.js";
 import { supervise } from "../../supervisor/supervisor.js";
 import { baseEnvironment, launchAs, type Launch } from "../../user-spawn.js";
@@ -80,7 +80,7 @@ export interface KernelProcess {
   readonly dir: string;
   readonly exited: Promise<KernelExit>;
   readonly hasExited: () => boolean;
-  /** Whether the process has ended, even when its exit is not reported yet (see endProbe). */
+  /** Whether the process has ended, even when its exit is not reported yet (see reaped). */
   readonly hasEnded: () => boolean;
   /** Signals the whole process group; quietly does nothing once it is gone. */
   readonly signal: (signal: NodeJS.Signals) => void;
@@ -195,7 +195,6 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
     throw new Error(`cannot start ${argv[0]}: ${err instanceof Error ? err.message : String(err)}`);
   }
   const { pid } = child;
-  const ended = endProbe(pid);
 
   const separator = await socketSeparator(prefix, user, () => done, options.bindTimeoutMs ?? 60_000);
   const endpoints = Object.fromEntries(SOCKETS.map((socket) => [socket, `ipc://${prefix}${separator}${IPC_PORTS[socket]}`])) as Record<KernelSocket, string>;
@@ -206,7 +205,7 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
     dir,
     exited,
     hasExited: () => done,
-    hasEnded: () => done || ended(),
+    hasEnded: () => done || reaped(pid),
     signal: (signal) => child.signal(signal),
     destroy: async () => {
       child.signal("SIGKILL");

@@ -91,9 +91,11 @@ describe("kernel death", () => {
   it("restarts a kernel that died before the execution even while its exit is still being reported", async () => {
     const ctx = await newContext(contexts, "python");
     await run(exec, "state = 'old'", { contextId: ctx });
-    // A process in its own session keeps the kernel's stdout open: the exit is reported only
-    // once the agent gives up draining it, a window in which the kernel is reaped but not known dead.
-    const pid = Number((await run(exec, "import os, subprocess\nsubprocess.Popen(['setsid', 'sleep', '1'])\nos.getpid()", { contextId: ctx })).main?.text);
+    // A process in its own session keeps the kernel's stdout open (ipykernel's fileno() is the
+    // real one): the exit is reported only once the agent gives up draining it, a window in which
+    // the kernel is reaped but not known dead.
+    const code = "import os, subprocess, sys\nsubprocess.Popen(['setsid', 'sleep', '1'], stdout=sys.stdout, stderr=sys.stderr)\nos.getpid()";
+    const pid = Number((await run(exec, code, { contextId: ctx })).main?.text);
     process.kill(pid, "SIGKILL");
     await eventually(() => !alive(pid), 10_000, 2);
     const out = await run(exec, "'state' in globals()", { contextId: ctx });

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bashDriverFactory } from "../../../src/kernels/drivers/index.js";
-import { procStat } from "../../../src/proc-stat.js";
+import { reaped } from "../../../src/proc-stat.js";
 import { KernelDiedError, type Kernel, type KernelEvent, type KernelOptions } from "../../../src/kernels/kernel.js";
 import { lookupUser, userName, type User } from "../../../src/users.js";
 
@@ -346,8 +346,7 @@ describe("bash driver: the shell ending", () => {
       await run(kernel, "setsid sleep 1 &");
       const pid = kernel.pid!;
       process.kill(pid, "SIGKILL");
-      const ended = (): boolean => [undefined, "Z"].includes(procStat(pid)?.state);
-      while (!ended()) await new Promise((resolve) => setTimeout(resolve, 1));
+      while (!reaped(pid)) await new Promise((resolve) => setTimeout(resolve, 1));
       expect(kernel.state).toBe("idle");
       await kernel.catchUp();
       expect(kernel.state).toBe("dead");
