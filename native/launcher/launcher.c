@@ -6,7 +6,7 @@
  *
  * Arguments: `keep` or `unseal`, the program, its arguments. It closes every descriptor above 2
  * (close_range(2), else each one /proc/self/fd lists, and a launcher that can do neither stops
- * there), with `unseal` makes the sealed environment (SANDBOX_AGENT_ENV_<i> = "NAME=value", i from
+ * there), puts glibc's signals 32 and 33 back to their default (see below), with `unseal` makes the sealed environment (SANDBOX_AGENT_ENV_<i> = "NAME=value", i from
  * 0 while present) the whole environment, then execs the program, searching PATH (the unsealed
  * one) as execvp does. It fails as setpriv does: 127 when the program is not found, else 126.
  */
@@ -58,6 +58,18 @@ static void close_inherited(void) {
   free(fds);
 }
 
+/*
+ * Signals 32 and 33 (glibc's own, for thread cancellation and set*id) at their default. A child
+ * started with posix_spawn from the agent gets them ignored: glibc's spawn cannot reset them
+ * (sigaddset refuses them) and sets them to SIG_IGN where the parent had handlers, and ignored
+ * signals stay ignored across exec. Reset by the raw system call, which glibc's sigaction refuses
+ * too; a kernel sigaction of all zeros is SIG_DFL with no flags and no mask, whatever its layout.
+ */
+static void default_glibc_signals(void) {
+  unsigned long zeros[8] = {0};
+  for (int sig = 32; sig <= 33; sig++) syscall(SYS_rt_sigaction, sig, zeros, NULL, 8);
+}
+
 /* The sealed environment, as an environ array: SANDBOX_AGENT_ENV_0, _1, ... while present. */
 static char **unsealed(void) {
   size_t count = 0;
@@ -85,6 +97,7 @@ int main(int argc, char **argv) {
     return 126;
   }
   close_inherited();
+  default_glibc_signals();
   if (strcmp(argv[1], "unseal") == 0) environ = unsealed();
   char **program = argv + 2;
   execvp(program[0], program);

@@ -5,10 +5,12 @@
  * the loop runs on; measured for 50 concurrent /bin/true at 400 MB RSS, event-loop delay p99
  * 3 ms instead of 107-213 ms (notes in supervisor.ts).
  *
- * The thread only forks and reaps. The child's stdio are socketpairs the main thread makes and
- * keeps one end of (child-fds.ts), so output flows straight into the main loop, no copy between
- * threads. A thread that dies (it never should: everything in it is caught) fails its pending
- * starts and is replaced; ForkThread.onGone kills and reaps the children it was reaping.
+ * The thread only starts children (and reaps those libuv forked). The child's stdio are
+ * socketpairs the main thread makes and keeps one end of (child-fds.ts), so output flows straight
+ * into the main loop, no copy between threads. Children the thread started with posix_spawn are
+ * reaped here, on SIGCHLD: nobody else waits for them, and their exit needs no message. A thread
+ * that dies (it never should: everything in it is caught) fails its pending starts and is
+ * replaced; ForkThread.onGone kills the children it started and reaps those it was reaping.
  */
 import { constants } from "node:os";
 import { Worker } from "node:worker_threads";
@@ -25,21 +27,25 @@ function signalName(signal: number): NodeJS.Signals {
   return (entry?.[0] as NodeJS.Signals | undefined) ?? "SIGKILL";
 }
 
-/** Waits (polling, off nobody's way) for a child nobody else will reap, and reports its exit. */
-function reapOrphan(pid: number, onExit: (exit: RawExit) => void): void {
+/** reap(pid) as a RawExit: undefined while it runs. */
+function reapNow(pid: number): RawExit | undefined {
   let ended: { code: number; signal: number } | undefined;
   try {
     ended = reap(pid);
   } catch {
     ended = { code: -1, signal: -1 };
   }
-  if (ended === undefined) {
-    setTimeout(() => reapOrphan(pid, onExit), ORPHAN_REAP_POLL_MS).unref();
-    return;
-  }
+  if (ended === undefined) return undefined;
   // -1 and -1: reaped by someone else (node-pty's own waiting thread): it was killed with its group.
-  if (ended.code >= 0) onExit({ code: ended.code, signal: null });
-  else onExit({ code: null, signal: ended.signal >= 0 ? signalName(ended.signal) : "SIGKILL" });
+  if (ended.code >= 0) return { code: ended.code, signal: null };
+  return { code: null, signal: ended.signal >= 0 ? signalName(ended.signal) : "SIGKILL" };
+}
+
+/** Waits (polling, off nobody's way) for a child nobody else will reap, and reports its exit. */
+function reapOrphan(pid: number, onExit: (exit: RawExit) => void): void {
+  const exit = reapNow(pid);
+  if (exit === undefined) setTimeout(() => reapOrphan(pid, onExit), ORPHAN_REAP_POLL_MS).unref();
+  else onExit(exit);
 }
 
 export interface ForkRequest {
@@ -88,7 +94,7 @@ export class ForkError extends Error {
 }
 
 type Reply =
-  | { readonly type: "started"; readonly id: number; readonly pid: number; readonly fd?: number; readonly pty?: string }
+  | { readonly type: "started"; readonly id: number; readonly pid: number; readonly fd?: number; readonly pty?: string; readonly reaper?: "main" }
   | { readonly type: "failed"; readonly id: number; readonly code: string | undefined; readonly message: string }
   | { readonly type: "exit"; readonly pid: number; readonly code: number | null; readonly signal: NodeJS.Signals | number | null };
 
@@ -102,7 +108,11 @@ class ForkThread {
   private worker: Worker | undefined;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  /** Children the thread reaps, by pid: their exit comes as a message. */
   private readonly exits = new Map<number, (exit: RawExit) => void>();
+  /** Children started with posix_spawn, which this thread reaps on SIGCHLD. */
+  private readonly reapedHere = new Map<number, { readonly onExit: (exit: RawExit) => void; readonly worker: Worker }>();
+  private sigchldListening = false;
 
   /** Forks and execs; resolves with the pid once exec'd (or rejects), calls onExit once reaped. */
   async start(request: ForkRequest, onExit: (exit: RawExit) => void): Promise<number> {
@@ -152,10 +162,34 @@ class ForkThread {
     this.pending.delete(reply.id);
     if (this.pending.size === 0) this.worker?.unref();
     if (reply.type === "started") {
-      this.exits.set(reply.pid, pending.onExit);
+      if (reply.reaper === "main") this.reapHere(reply.pid, pending.onExit);
+      else this.exits.set(reply.pid, pending.onExit);
       pending.resolve({ pid: reply.pid, fd: reply.fd ?? -1, pty: reply.pty ?? "" });
     } else {
       pending.reject(new ForkError(reply.message, reply.code));
+    }
+  }
+
+  private reapHere(pid: number, onExit: (exit: RawExit) => void): void {
+    if (!this.sigchldListening) {
+      this.sigchldListening = true;
+      // Node's signal listeners never keep the process alive. One SIGCHLD may stand for several exits.
+      process.on("SIGCHLD", () => this.reapExited());
+    }
+    this.reapedHere.set(pid, { onExit, worker: this.worker! });
+    // It may have ended before it was listed here, its SIGCHLD then finding nothing to reap.
+    this.reapExited(pid);
+  }
+
+  /** Reaps whichever children started with posix_spawn have ended (only `pid`, when given). */
+  private reapExited(pid?: number): void {
+    const pids = pid === undefined ? [...this.reapedHere.keys()] : [pid];
+    for (const candidate of pids) {
+      const child = this.reapedHere.get(candidate);
+      const exit = child === undefined ? undefined : reapNow(candidate);
+      if (child === undefined || exit === undefined) continue;
+      this.reapedHere.delete(candidate);
+      child.onExit(exit);
     }
   }
 
@@ -183,6 +217,16 @@ class ForkThread {
     this.worker = undefined;
     for (const pending of this.pending.values()) pending.reject(new ForkError("the fork thread ended", undefined));
     this.pending.clear();
+    // Those are still reaped here, but one rule for every child the thread started: a thread that
+    // failed is a bug, and its children go with it.
+    for (const [pid, child] of this.reapedHere) {
+      if (child.worker !== worker) continue;
+      try {
+        process.kill(-pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
     const orphans = [...this.exits];
     this.exits.clear();
     for (const [pid, onExit] of orphans) {

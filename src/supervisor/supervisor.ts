@@ -6,18 +6,20 @@
  * agent's, is signalled as a group, reaped, read for POST_EXIT_DRAIN_MS after its exit, and killed
  * (group and all) when the agent stops or exits.
  *
- * Pipe children are forked on a thread of their own (fork-thread.ts), not on the event loop.
- * Alternatives measured (a 400 MB agent, 50 concurrent /bin/true, event-loop delay):
+ * Pipe children are started on a thread of their own (fork-thread.ts), not on the event loop, and
+ * with posix_spawn where it can do what is asked (fork-worker.mjs). Alternatives measured (a
+ * 400 MB agent, 50 concurrent /bin/true, event-loop delay; then a sequential Start→end):
  * - spawn() on the loop, as before: p99 107-213 ms, every request waits for each fork;
  * - spawn() on a worker thread, stdio made by the main thread: p99 3 ms, max 4-6 ms; the loop
- *   only waits when it faults a page while the fork copies the page tables;
+ *   only waits when it faults a page while the fork copies the page tables; but each fork still
+ *   took the thread 2 ms at 266 MB of RSS, in series, on the path of every Start;
  * - a helper process passing descriptors over a Unix socket: forks are cheap (a small process),
  *   but its death orphans every child to init, where the agent can no longer reap them, and
  *   node-pty's terminal cannot cross Node's IPC (only sockets can), so it would need a native
  *   helper; not built.
- * - posix_spawn/vfork from a native addon: no page-table copy at all, but it replaces libuv's
- *   and node-pty's forks and reaping (waitpid of pids libuv does not know); more code for a
- *   thread's 3 ms.
+ * - posix_spawn (CLONE_VM | CLONE_VFORK) from a native addon on that thread: no page-table copy,
+ *   0.15 ms per start at 266 MB; the children are then reaped on SIGCHLD by the main thread,
+ *   as libuv does not know them. What is built.
  * Terminals are forked on the same thread by node-pty's native fork; node-pty's terminal object
  * is then built around the result on the loop (pty-adopt.ts). Both kinds get their OOM score on
  * the thread, right after the fork, so that what they start at once inherits it.
