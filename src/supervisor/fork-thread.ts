@@ -110,7 +110,7 @@ class ForkThread {
   private readonly pending = new Map<number, Pending>();
   /** Children the thread reaps, by pid: their exit comes as a message. */
   private readonly exits = new Map<number, (exit: RawExit) => void>();
-  /** Children started with posix_spawn, which this thread reaps on SIGCHLD. */
+  /** Children started with posix_spawn, reaped here (on the main thread) on SIGCHLD. */
   private readonly reapedHere = new Map<number, { readonly onExit: (exit: RawExit) => void; readonly worker: Worker }>();
   private sigchldListening = false;
 
