@@ -20,17 +20,24 @@ interface Spawn {
 const native = createRequire(import.meta.url)("../../../native/child-fds/build/Release/child_fds.node") as Spawn;
 
 const LAUNCHER = fileURLToPath(new URL("../../../native/launcher/build/Release/launcher", import.meta.url));
+const PERL_LAUNCHER = readFileSync(new URL("../../../src/programs/launcher.pl", import.meta.url), "utf8");
+
+/** How each launcher is started, as user-spawn.ts starts it: [file, ...argv before the program]. */
+const LAUNCHERS = {
+  native: [LAUNCHER, LAUNCHER, "keep"],
+  perl: ["/usr/bin/perl", "perl", "-e", PERL_LAUNCHER, "--", "keep"],
+} as const;
 
 /**
- * Runs `script` (through the launcher, as the agent runs every program, when asked) with its
- * stdout on a socketpair; resolves with what it printed and how it ended.
+ * Runs `script` (through a launcher, as the agent runs every program, when asked) with its stdout
+ * on a socketpair; resolves with what it printed and how it ended.
  */
 async function run(
   script: string,
-  options: { cwd?: string; env?: string[]; launcher?: boolean } = {},
+  options: { cwd?: string; env?: string[]; launcher?: keyof typeof LAUNCHERS } = {},
 ): Promise<{ out: string; exit: { code: number; signal: number } }> {
   const [ours, theirs] = socketpair();
-  const [file, ...argv] = options.launcher ? [LAUNCHER, LAUNCHER, "keep", "/bin/sh", "-c", script] : ["/bin/sh", "sh", "-c", script];
+  const [file, ...argv] = options.launcher !== undefined ? [...LAUNCHERS[options.launcher], "/bin/sh", "-c", script] : ["/bin/sh", "sh", "-c", script];
   let pid: number;
   try {
     pid = native.spawn(file!, argv, options.env ?? ["PATH=/usr/bin:/bin"], options.cwd ?? "/", [-1, theirs, -1]);
@@ -61,16 +68,18 @@ describe("posix_spawn through child-fds", () => {
     expect(exit).toEqual({ code: 0, signal: -1 });
   });
 
-  it("resets every signal to its default and blocks none, though Node ignores SIGPIPE (with the launcher: glibc's too)", async () => {
+  it("resets every signal to its default and blocks none, though Node ignores SIGPIPE (with either launcher: glibc's too)", async () => {
     expect(readFileSync("/proc/self/status", "utf8")).toMatch(/SigIgn:\s*0*[1-9a-f]/);
     // Read by the shell's builtins: a command it forks would show its mask while forking (dash
     // blocks every signal around its vfork).
     const sigLines = 'while read -r line; do case "$line" in SigBlk:*|SigIgn:*) echo "$line";; esac; done < /proc/$$/status';
     // glibc's posix_spawn leaves its own two signals (32, 33) ignored where the parent handles
     // them; the launcher, which every program goes through, resets them.
-    const { out } = await run(sigLines, { launcher: true });
-    expect(out).toMatch(/SigBlk:\s*0+\n/);
-    expect(out).toMatch(/SigIgn:\s*0+\n/);
+    for (const launcher of ["native", "perl"] as const) {
+      const { out } = await run(sigLines, { launcher });
+      expect(out, launcher).toMatch(/SigBlk:\s*0+\n/);
+      expect(out, launcher).toMatch(/SigIgn:\s*0+\n/);
+    }
   });
 
   it("reports how the child ended: its code, or the signal that killed it", async () => {
