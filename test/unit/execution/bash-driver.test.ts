@@ -347,7 +347,9 @@ describe("bash driver: the shell ending", () => {
       const pid = kernel.pid!;
       process.kill(pid, "SIGKILL");
       while (!reaped(pid)) await new Promise((resolve) => setTimeout(resolve, 1));
-      expect(kernel.state).toBe("idle");
+      // Usually still "idle" here (the report waits 100 ms for the drain); on a loaded machine the
+      // report may already be in, and then there is nothing to wait for: either way, once catchUp
+      // resolves, the death is known.
       await kernel.catchUp();
       expect(kernel.state).toBe("dead");
       expect(deaths).toHaveLength(1);
