@@ -94,7 +94,14 @@ static napi_value dup_cloexec(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* A JS array of strings as a NULL-terminated char* array; NULL (with an exception) on bad input. */
+/* A JS string as UTF-8 in `out` (room for `room` bytes); false if it does not fit or holds a NUL,
+ * which C would silently cut it at. */
+static bool c_string(napi_env env, napi_value value, char *out, size_t room) {
+  size_t size;
+  return napi_get_value_string_utf8(env, value, out, room, &size) == napi_ok && size < room - 1 && strlen(out) == size;
+}
+
+/* A JS array of strings as a NULL-terminated char* array; NULL on bad input (see c_string). */
 static char **string_array(napi_env env, napi_value array) {
   uint32_t length;
   if (napi_get_array_length(env, array, &length) != napi_ok) return NULL;
@@ -104,8 +111,8 @@ static char **string_array(napi_env env, napi_value array) {
     napi_value item;
     size_t size;
     if (napi_get_element(env, array, i, &item) != napi_ok || napi_get_value_string_utf8(env, item, NULL, 0, &size) != napi_ok) goto bad;
-    out[i] = malloc(size + 1);
-    if (out[i] == NULL || napi_get_value_string_utf8(env, item, out[i], size + 1, &size) != napi_ok) goto bad;
+    out[i] = malloc(size + 2);
+    if (out[i] == NULL || !c_string(env, item, out[i], size + 2)) goto bad;
   }
   return out;
 bad:
@@ -145,9 +152,8 @@ static napi_value spawn_child(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 5) return fail(env, "spawn (arguments)", EINVAL);
   char file[4096], cwd[4096];
-  size_t size;
-  if (napi_get_value_string_utf8(env, argv[0], file, sizeof file, &size) != napi_ok || size >= sizeof file - 1) return fail(env, "spawn (file)", EINVAL);
-  if (napi_get_value_string_utf8(env, argv[3], cwd, sizeof cwd, &size) != napi_ok || size >= sizeof cwd - 1) return fail(env, "spawn (cwd)", EINVAL);
+  if (!c_string(env, argv[0], file, sizeof file)) return fail(env, "spawn (file)", EINVAL);
+  if (!c_string(env, argv[3], cwd, sizeof cwd)) return fail(env, "spawn (cwd)", EINVAL);
   int stdio[3];
   for (uint32_t i = 0; i < 3; i++) {
     napi_value item;

@@ -19,7 +19,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { chmod, lstat, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { procStat } from "../proc-stat.js";
+import { startTime } from "../proc-stat.js";
 import { isPrivileged } from "../users.js";
 
 const SYSTEM_PARENT = "/run/sandbox-agent";
@@ -31,10 +31,10 @@ interface Base {
   readonly prefix: string;
 }
 
-const HAVE_PROC = procStat(process.pid) !== undefined;
+const HAVE_PROC = startTime(process.pid) !== undefined;
 
 function alive(pid: number, start: string): boolean {
-  if (HAVE_PROC) return procStat(pid)?.startTime === start;
+  if (HAVE_PROC) return startTime(pid) === start;
   // Without /proc a pid that answers is taken as alive: its start time cannot be compared.
   try {
     process.kill(pid, 0);
@@ -90,7 +90,7 @@ export function agentRuntimeDirectory(): Promise<string> {
   agentDir ??= (async () => {
     const { path, prefix } = await base();
     // mkdtemp is synchronous here so that no exit can come between creating it and knowing it.
-    const dir = mkdtempSync(join(path, `${prefix}${process.pid}-${procStat(process.pid)?.startTime ?? "0"}-`));
+    const dir = mkdtempSync(join(path, `${prefix}${process.pid}-${startTime(process.pid) ?? "0"}-`));
     agentDirPath = dir;
     process.once("exit", removeAtExit);
     // Others may pass through to the directories given to them, but not list what is here.

@@ -5,8 +5,8 @@
 # default (launcher.c says why), with `unseal` makes the sealed environment
 # (SANDBOX_AGENT_ENV_<i> = "NAME=value") the environment, then execs the program.
 my $mode = shift @ARGV;
+require POSIX;
 {
-  require POSIX;
   # rt_sigaction: 13 on x86-64, 134 in the generic table (arm64, riscv64); a zeroed kernel
   # sigaction is SIG_DFL, no flags, no mask.
   my $rt_sigaction = (POSIX::uname())[4] eq "x86_64" ? 13 : 134;
@@ -14,7 +14,6 @@ my $mode = shift @ARGV;
   syscall($rt_sigaction, $_, $zeros, 0, 8) for (32, 33);
 }
 if (syscall(436, 3, 0xffffffff, 0) != 0) {
-  require POSIX;
   opendir(my $dir, "/proc/self/fd") or die "sandbox-agent: cannot close inherited descriptors: $!\n";
   my @fds = grep { /^\d+$/ && $_ > 2 } readdir $dir;
   closedir $dir;

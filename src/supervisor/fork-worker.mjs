@@ -7,8 +7,8 @@
  * Pipe children start with posix_spawn (native/child-fds): no copy of the agent's page tables,
  * 0.15 ms where libuv's fork() took 2 ms at 266 MB of RSS. The main thread reaps those, on SIGCHLD
  * ("reaper": "main"). Where posix_spawn cannot do what is asked (a uid or gid to switch to, which
- * only happens without setpriv; a NUL in a string, which spawn() refuses with its own error), the
- * child is forked by libuv's spawn() and this thread reaps it and reports its exit. Terminals are
+ * only happens without setpriv), the child is forked by libuv's spawn() and this thread reaps it
+ * and reports its exit. Terminals are
  * node-pty's fork, reaped by node-pty's own thread.
  */
 import { spawn } from "node:child_process";
@@ -21,13 +21,14 @@ const port = parentPort;
 const require = createRequire(import.meta.url);
 const childFds = require("../../native/child-fds/build/Release/child_fds.node");
 
-const hasNul = (text) => text.includes("\0");
+/** A start that failed, with the errno's name where there is one. */
+function failed(id, err) {
+  port.postMessage({ type: "failed", id, code: err?.code, message: err?.message ?? String(err) });
+}
 
 /** Whether posix_spawn can start this child as asked (see above). */
 function spawnable(request) {
   if (request.uid !== undefined || request.gid !== undefined) return false;
-  if (hasNul(request.file) || hasNul(request.cwd) || request.args.some(hasNul)) return false;
-  if (Object.entries(request.env).some(([name, value]) => hasNul(name) || hasNul(value))) return false;
   // posix_spawn's dup2 onto the same number would keep close-on-exec: never the case, as the
   // agent's own 0-2 are open, but then libuv's spawn() does it right.
   return request.stdio.every((fd) => fd === "ignore" || fd > 2);
@@ -40,7 +41,7 @@ function posixSpawn(request) {
   try {
     pid = childFds.spawn(request.file, [request.file, ...request.args], env, request.cwd, stdio);
   } catch (err) {
-    port.postMessage({ type: "failed", id: request.id, code: err?.code, message: err?.message ?? String(err) });
+    failed(request.id, err);
     return;
   }
   raiseOomScore(pid, request.oomScoreAdj);
@@ -84,7 +85,7 @@ function raiseOomScore(pid, score) {
 
 function forkExec(request) {
   const { id } = request;
-  const fail = (err) => port.postMessage({ type: "failed", id, code: err?.code, message: err?.message ?? String(err) });
+  const fail = (err) => failed(id, err);
   let child;
   try {
     child = spawn(request.file, request.args, {

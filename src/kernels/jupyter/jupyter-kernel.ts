@@ -8,6 +8,7 @@ import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../../log.js";
 import { giveTo } from "../../ownership.js";
+import { reaped } from "../../proc-stat.js";
 import {
   KernelDiedError,
   type ExecuteOptions,
@@ -106,7 +107,7 @@ export class JupyterKernel implements Kernel {
 
   async catchUp(): Promise<void> {
     const incarnation = this.current;
-    if (incarnation === undefined || !incarnation.process.hasEnded()) return;
+    if (incarnation === undefined || !reaped(incarnation.process.pid)) return;
     // exitedOnItsOwn was chained on `exited` first, so it has run when this await returns.
     await incarnation.process.exited;
   }

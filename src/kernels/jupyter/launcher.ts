@@ -11,7 +11,6 @@ import { randomBytes } from "node:crypto";
 import { lstat, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { giveTo } from "../../ownership.js";
-import { reaped } from "../../proc-stat.js";
 import type { Child, Exit } from "../../supervisor/child.js";
 import { supervise } from "../../supervisor/supervisor.js";
 import { baseEnvironment, launchAs, type Launch } from "../../user-spawn.js";
@@ -80,8 +79,6 @@ export interface KernelProcess {
   readonly dir: string;
   readonly exited: Promise<KernelExit>;
   readonly hasExited: () => boolean;
-  /** Whether the process has ended, even when its exit is not reported yet (see reaped). */
-  readonly hasEnded: () => boolean;
   /** Signals the whole process group; quietly does nothing once it is gone. */
   readonly signal: (signal: NodeJS.Signals) => void;
   /** SIGKILLs the group, waits for the exit, and removes the private directory. */
@@ -205,7 +202,6 @@ async function launchIn(dir: string, options: LaunchOptions): Promise<KernelProc
     dir,
     exited,
     hasExited: () => done,
-    hasEnded: () => done || reaped(pid),
     signal: (signal) => child.signal(signal),
     destroy: async () => {
       child.signal("SIGKILL");

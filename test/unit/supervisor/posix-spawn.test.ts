@@ -87,7 +87,7 @@ describe("posix_spawn through child-fds", () => {
     expect((await run("kill -TERM $$")).exit).toEqual({ code: -1, signal: 15 });
   });
 
-  it("refuses a missing directory or program, or a file that is not executable, with the errno's name; and stdio below 3", () => {
+  it("refuses a missing directory or program, or a file that is not executable, with the errno's name; stdio below 3 and strings with a NUL", () => {
     const start =
       (file: string, cwd: string, stdio: [number, number, number] = [-1, -1, -1]) =>
       () =>
@@ -99,6 +99,10 @@ describe("posix_spawn through child-fds", () => {
       expect(start("/nonexistent/program", "/")).toThrow(expect.objectContaining({ code: "ENOENT" }));
       expect(start(plain, "/")).toThrow(expect.objectContaining({ code: "EACCES" }));
       expect(start("/bin/true", "/", [0, -1, -1])).toThrow(/stdio below 3/);
+      // C would cut a string at its NUL and run something else than asked.
+      expect(start("/bin/true\0 --other", "/")).toThrow(/spawn \(file\)/);
+      expect(() => native.spawn("/bin/true", ["/bin/true", "a\0b"], [], "/", [-1, -1, -1])).toThrow(/argv or envp/);
+      expect(() => native.spawn("/bin/true", ["/bin/true"], ["A=1\0B=2"], "/", [-1, -1, -1])).toThrow(/argv or envp/);
     } finally {
       rmSync(plain);
     }
