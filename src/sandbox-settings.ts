@@ -4,7 +4,7 @@
  * user and working directory. One object, read on every request by the gate and by the services,
  * so a change reaches every one of them at once.
  */
-import { secretEquals } from "./auth.js";
+import { Secret } from "./auth.js";
 import { environmentProblem } from "./env-vars.js";
 import { lookupUser } from "./users.js";
 
@@ -27,7 +27,7 @@ export interface InitRequest {
 export class InitError extends Error {}
 
 export class SandboxSettings {
-  private token: string | undefined;
+  private token: Secret | undefined;
   defaultUser: string;
   defaultWorkdir: string | undefined;
   /** Set by /init; between a process's basics (PATH, HOME…) and the variables its request names. */
@@ -37,7 +37,7 @@ export class SandboxSettings {
     readonly mode: AuthMode,
     options: { readonly token: string | undefined; readonly defaultUser: string; readonly defaultWorkdir?: string | undefined },
   ) {
-    this.token = options.token;
+    this.token = options.token === undefined ? undefined : new Secret(options.token);
     this.defaultUser = options.defaultUser;
     this.defaultWorkdir = options.defaultWorkdir;
   }
@@ -49,11 +49,11 @@ export class SandboxSettings {
 
   /** The token callers must present, if one is set. */
   get accessToken(): string | undefined {
-    return this.token;
+    return this.token?.value;
   }
 
   tokenMatches(given: string | undefined): boolean {
-    return given !== undefined && this.token !== undefined && secretEquals(given, this.token);
+    return given !== undefined && this.token?.matches(given) === true;
   }
 
   /**
@@ -79,7 +79,7 @@ export class SandboxSettings {
     if (defaultWorkdir !== undefined && (typeof defaultWorkdir !== "string" || !defaultWorkdir.startsWith("/"))) {
       throw new InitError("defaultWorkdir must be an absolute path");
     }
-    if (accessToken !== undefined) this.token = accessToken;
+    if (accessToken !== undefined) this.token = new Secret(accessToken);
     if (envVars !== undefined) this.envVars = { ...envVars };
     if (defaultUser !== undefined) this.defaultUser = defaultUser;
     if (defaultWorkdir !== undefined) this.defaultWorkdir = defaultWorkdir;

@@ -75,14 +75,30 @@ function load(): Tables {
   return { byName, userNames, groupNames };
 }
 
-function tables(): Tables {
+/** Whether the files were checked in this turn of the event loop (see tables). */
+let checkedThisTurn = false;
+
+/**
+ * The tables as the files are now. The files are checked (two stats) once per turn of the event
+ * loop, not on every lookup: a Stat looks up three names, a request's whole work mostly runs in
+ * one turn, and what a caller changed before sending its request is seen. A name not found is
+ * checked again at once (`recheck`), so a user added a moment ago is never refused.
+ */
+function tables(recheck = false): Tables {
+  if (cached !== undefined && checkedThisTurn && !recheck) return cached.tables;
   const key = fileKey();
   if (cached === undefined || cached.key !== key) cached = { key, tables: load() };
+  if (!checkedThisTurn) {
+    checkedThisTurn = true;
+    setImmediate(() => {
+      checkedThisTurn = false;
+    });
+  }
   return cached.tables;
 }
 
 export function lookupUser(name: string): User | undefined {
-  return tables().byName.get(name);
+  return tables().byName.get(name) ?? tables(true).byName.get(name);
 }
 
 /** The user name for a uid, or the number itself as text (as `ls -l` shows unknown owners). */

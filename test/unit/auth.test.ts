@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { AuthError, checkAccessToken, signature, signaturePath, userNameFromHeaders, verifySignedUrl } from "../../src/auth.js";
+import { AuthError, Secret, signature, signaturePath, userNameFromHeaders, verifySignedUrl } from "../../src/auth.js";
 
 const WEEK = 7 * 24 * 3600;
 
@@ -51,11 +51,11 @@ describe("signed URLs", () => {
 
 describe("access token", () => {
   it("compares exactly", () => {
-    expect(checkAccessToken("secret", "secret")).toBe(true);
-    expect(checkAccessToken("secreT", "secret")).toBe(false);
-    expect(checkAccessToken("secret-longer", "secret")).toBe(false);
-    expect(checkAccessToken("", "secret")).toBe(false);
-    expect(checkAccessToken(undefined, "secret")).toBe(false);
+    const secret = new Secret("secret");
+    expect(secret.matches("secret")).toBe(true);
+    expect(secret.matches("secreT")).toBe(false);
+    expect(secret.matches("secret-longer")).toBe(false);
+    expect(secret.matches("")).toBe(false);
   });
 });
 
