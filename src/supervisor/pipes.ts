@@ -2,10 +2,11 @@
  * A child with stdin, stdout and stderr on socketpairs, forked off the event loop (fork-thread.ts).
  * The agent's ends are read and written here, on the main loop, as net.Sockets.
  */
-import { Socket } from "node:net";
+import { Socket, type OnReadOpts, type SocketConstructorOpts } from "node:net";
 import { closeQuietly, socketpair } from "./child-fds.js";
 import { InputClosedError, type ChildHooks, type Exit, type RawChild, type SpawnRequest } from "./child.js";
 import { forkThread, type RawExit } from "./fork-thread.js";
+import { copyWithHeadroom } from "./headroom.js";
 import { POST_EXIT_DRAIN_MS } from "./rules.js";
 
 /** Makes the pairs, forks, and closes the child's ends in the agent whatever happens. */
@@ -47,6 +48,32 @@ async function forkWithPairs(
   }
 }
 
+/**
+ * Every child's output is read into this one buffer, then copied out at its exact size (with room
+ * for a frame header in front, headroom.ts): libuv would read a stream 64 KiB at a time into a
+ * fresh buffer, which it then shrinks with another copy; here a read takes all the socketpair
+ * holds (up to its send buffer), in one copy. One buffer serves every child, since each read is
+ * handed on before the next one starts.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(1 << 20);
+
+function outputSocket(fd: number, onData: (chunk: Buffer) => void): Socket {
+  // The constructor takes `onread` as net.connect does; @types/node lists it for connect only.
+  const options: SocketConstructorOpts & { onread: OnReadOpts } = {
+    fd,
+    readable: true,
+    writable: false,
+    onread: {
+      buffer: READ_BUFFER,
+      callback: (bytes) => {
+        onData(copyWithHeadroom(READ_BUFFER.subarray(0, bytes)));
+        return true;
+      },
+    },
+  };
+  return new Socket(options);
+}
+
 export async function spawnPipes(request: SpawnRequest, withStdin: boolean, hooks: ChildHooks): Promise<RawChild> {
   let rawExit: RawExit | undefined;
   let onRawExit: (exit: RawExit) => void = (exit) => {
@@ -55,8 +82,8 @@ export async function spawnPipes(request: SpawnRequest, withStdin: boolean, hook
   const { pid, agentEnds } = await forkWithPairs(request, withStdin, (exit) => onRawExit(exit));
   const [stdinFd, stdoutFd, stderrFd] = agentEnds;
   const stdin = stdinFd !== undefined ? new Socket({ fd: stdinFd, readable: false, writable: true }) : undefined;
-  const stdout = new Socket({ fd: stdoutFd!, readable: true, writable: false });
-  const stderr = new Socket({ fd: stderrFd!, readable: true, writable: false });
+  const stdout = outputSocket(stdoutFd!, (chunk) => hooks.onOutput("stdout", chunk));
+  const stderr = outputSocket(stderrFd!, (chunk) => hooks.onOutput("stderr", chunk));
 
   let exit: Exit | undefined;
   let drained = false;
@@ -77,8 +104,6 @@ export async function spawnPipes(request: SpawnRequest, withStdin: boolean, hook
     if (openOutputs === 0) markReleased();
   };
 
-  stdout.on("data", (chunk: Buffer) => hooks.onOutput("stdout", chunk));
-  stderr.on("data", (chunk: Buffer) => hooks.onOutput("stderr", chunk));
   for (const stream of [stdout, stderr]) {
     stream.on("error", () => {});
     stream.once("close", () => {

@@ -11,6 +11,7 @@ import { ConnectResponseSchema, Process, StartResponseSchema } from "../../../sr
 import { frameSlot, placeholderOf, preencodedFrames } from "../../../src/services/connect-fixes/preencoded.js";
 import { dataEvent } from "../../../src/services/process/events.js";
 import { outputFrame } from "../../../src/services/process/output-frame.js";
+import { copyWithHeadroom } from "../../../src/supervisor/headroom.js";
 
 function envelope(message: Uint8Array): Buffer {
   const frame = Buffer.alloc(5 + message.length);
@@ -33,6 +34,44 @@ describe("outputFrame", () => {
       }
     });
   }
+});
+
+describe("outputFrame with room in front of the output (supervisor/headroom.ts)", () => {
+  const expectedFor = (data: Uint8Array): Buffer => envelope(toBinary(StartResponseSchema, create(StartResponseSchema, { event: dataEvent("stdout", data) })));
+
+  it("writes the header in front of the output, in the same memory, exactly as protobuf-es would", () => {
+    for (const size of [16_384, 16_400, 65_536, 212_992, 2_097_152]) {
+      const source = Buffer.alloc(size, size % 251);
+      const chunk = copyWithHeadroom(source);
+      source.fill(7); // the read buffer is reused at once: the chunk is a copy
+      const frame = outputFrame("stdout", chunk);
+      expect(frame.buffer, `${size} bytes: framed in place`).toBe(chunk.buffer);
+      expect(Buffer.from(frame).equals(expectedFor(Buffer.alloc(size, size % 251))), `${size} bytes`).toBe(true);
+    }
+  });
+
+  it("gives the room out once: the next frame of the same chunk is a copy, and both stay intact", () => {
+    const chunk = copyWithHeadroom(Buffer.alloc(70_000, 3));
+    const first = outputFrame("stdout", chunk);
+    const second = outputFrame("stderr", chunk);
+    expect(second.buffer).not.toBe(chunk.buffer);
+    expect(Buffer.from(first).equals(expectedFor(chunk))).toBe(true);
+    expect(Buffer.from(second).equals(envelope(toBinary(StartResponseSchema, create(StartResponseSchema, { event: dataEvent("stderr", chunk) }))))).toBe(true);
+  });
+
+  it("never writes in front of a part of a chunk, nor of a small one", () => {
+    const chunk = copyWithHeadroom(Buffer.alloc(70_000, 5));
+    const part = chunk.subarray(100);
+    const before = Buffer.from(chunk.subarray(0, 100));
+    const frame = outputFrame("stdout", part);
+    expect(frame.buffer).not.toBe(chunk.buffer);
+    expect(Buffer.from(chunk.subarray(0, 100)).equals(before)).toBe(true);
+    expect(Buffer.from(frame).equals(expectedFor(part))).toBe(true);
+    // A chunk cut at its end (a held-back partial character) still starts at its room.
+    expect(outputFrame("stdout", chunk.subarray(0, 69_999)).buffer).toBe(chunk.buffer);
+    const small = copyWithHeadroom(Buffer.alloc(100, 1));
+    expect(Buffer.from(outputFrame("stdout", small)).equals(expectedFor(small))).toBe(true);
+  });
 });
 
 describe("preencodedFrames", () => {
