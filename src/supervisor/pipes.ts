@@ -6,7 +6,7 @@ import { Socket, type OnReadOpts, type SocketConstructorOpts } from "node:net";
 import { closeQuietly, socketpair } from "./child-fds.js";
 import { InputClosedError, type ChildHooks, type Exit, type RawChild, type SpawnRequest } from "./child.js";
 import { forkThread, type RawExit } from "./fork-thread.js";
-import { copyWithHeadroom } from "./headroom.js";
+import { OutputReads } from "./headroom.js";
 import { POST_EXIT_DRAIN_MS } from "./rules.js";
 
 /** Makes the pairs, forks, and closes the child's ends in the agent whatever happens. */
@@ -48,25 +48,17 @@ async function forkWithPairs(
   }
 }
 
-/**
- * Every child's output is read into this one buffer, then copied out at its exact size (with room
- * for a frame header in front, headroom.ts): libuv would read a stream 64 KiB at a time into a
- * fresh buffer, which it then shrinks with another copy; here a read takes all the socketpair
- * holds (up to its send buffer), in one copy. One buffer serves every child, since each read is
- * handed on before the next one starts.
- */
-const READ_BUFFER = Buffer.allocUnsafe(1 << 20);
-
 function outputSocket(fd: number, onData: (chunk: Buffer) => void): Socket {
+  const reads = new OutputReads();
   // The constructor takes `onread` as net.connect does; @types/node lists it for connect only.
   const options: SocketConstructorOpts & { onread: OnReadOpts } = {
     fd,
     readable: true,
     writable: false,
     onread: {
-      buffer: READ_BUFFER,
+      buffer: reads.target,
       callback: (bytes) => {
-        onData(copyWithHeadroom(READ_BUFFER.subarray(0, bytes)));
+        onData(reads.take(bytes));
         return true;
       },
     },
