@@ -187,3 +187,21 @@ export async function timeCommand(cmd: string, args: string[]): Promise<number> 
 
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
+
+/**
+ * A server in a Node process of its own (`node <args>`), which prints its port once it listens:
+ * the bare servers of the baselines, and bench/peers/connect-floor.ts.
+ */
+export async function serverProcess(args: readonly string[]): Promise<{ url: string; close: () => void }> {
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`server ${args.join(" ").slice(0, 80)} exited with ${code}`)));
+    child.stdout!.setEncoding("utf8").once("data", (line: string) => resolve(Number(line.trim())));
+  });
+  return { url: `http://127.0.0.1:${port}`, close: () => void child.kill() };
+}
+
+/** The building blocks alone (bench/peers/connect-floor.ts), over HTTP/1.1 or h2c. */
+export function connectFloorServer(httpVersion: "1.1" | "2"): Promise<{ url: string; close: () => void }> {
+  return serverProcess(["--import", "tsx", "bench/peers/connect-floor.ts", httpVersion === "1.1" ? "h1" : "h2c"]);
+}

@@ -16,7 +16,7 @@ import { findKernelSpecs } from "../../src/kernels/jupyter/kernelspecs.js";
 import { launchKernel, type KernelProcess } from "../../src/kernels/jupyter/launcher.js";
 import { KernelSession } from "../../src/kernels/jupyter/session.js";
 import { lookupUser } from "../../src/users.js";
-import { percentile, row, rssMiB, sample, startAgentProcess, timeMs, type BenchContext, type Row, type Suite } from "../lib.js";
+import { connectFloorServer, percentile, row, rssMiB, sample, startAgentProcess, timeMs, type BenchContext, type Row, type Suite } from "../lib.js";
 
 interface Clients {
   readonly exec: Client<typeof ExecutionService>;
@@ -93,9 +93,21 @@ async function roundTripRows(ctx: BenchContext, c: Clients): Promise<Row[]> {
   const direct = await directKernel(ctx.workDir);
   const directSamples = await sample(count, () => direct.run("1+1"));
   await direct.stop();
+  // The streaming round trip alone, through the building blocks with no kernel behind them.
+  const floor = await connectFloorServer("1.1");
+  const floorSamples = await sample(count, () => execute(clients(floor.url, ctx.token), "none", "1+1"));
+  floor.close();
+  const floorP50 = percentile(directSamples, 50) + percentile(floorSamples, 50);
   return [
     row("Execute 1+1, warm Python context, p50 (vs direct ZeroMQ)", "ms", percentile(agentSamples, 50), percentile(directSamples, 50)),
     row("Execute 1+1, warm Python context, p99 (vs direct ZeroMQ)", "ms", percentile(agentSamples, 99), percentile(directSamples, 99)),
+    row(
+      "Execute stream with no kernel, fastify + connect-fastify alone, p50 (vs direct ZeroMQ 1+1)",
+      "ms",
+      percentile(floorSamples, 50),
+      percentile(directSamples, 50),
+    ),
+    row("Execute 1+1, warm Python context, p50 (vs direct ZeroMQ p50 + that stream's p50)", "ms", percentile(agentSamples, 50), floorP50),
   ];
 }
 

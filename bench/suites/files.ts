@@ -13,7 +13,7 @@ import { chmod, lstat, mkdir, readdir, rm, stat, writeFile } from "node:fs/promi
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Filesystem } from "../../src/gen/sandboxagent/api_pb.js";
-import { GiB, MiB, percentile, row, rssMiB, sample, timeCommand, type BenchContext, type Row, type Suite } from "../lib.js";
+import { connectFloorServer, GiB, MiB, percentile, row, rssMiB, sample, serverProcess, timeCommand, type BenchContext, type Row, type Suite } from "../lib.js";
 
 async function makeFile(path: string, bytes: number): Promise<void> {
   await pipeline(createReadStream("/dev/urandom", { end: bytes - 1 }), createWriteStream(path));
@@ -76,16 +76,6 @@ const server = http.createServer((req, res) => {
 server.listen(0, "127.0.0.1", () => console.log(server.address().port));
 `;
 
-/** Runs one of the bare servers below in its own Node process; resolves once it listens. */
-async function bareServer(script: string, args: readonly string[] = []): Promise<{ url: string; close: () => void }> {
-  const child = spawn(process.execPath, ["-e", script, ...args], { stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`bare server exited with ${code}`)));
-    child.stdout.setEncoding("utf8").once("data", (line: string) => resolve(Number(line.trim())));
-  });
-  return { url: `http://127.0.0.1:${port}`, close: () => void child.kill() };
-}
-
 async function transferRows(ctx: BenchContext): Promise<Row[]> {
   const size = ctx.quick ? 64 * MiB : GiB;
   const label = ctx.quick ? "64 MiB" : "1 GiB";
@@ -104,7 +94,7 @@ async function transferRows(ctx: BenchContext): Promise<Row[]> {
   const cpMs = await checked(await timeCommand("cp", [source, copy]));
 
   ctx.log("bare node server: download and upload");
-  const bare = await bareServer(BARE_FILE_SERVER);
+  const bare = await serverProcess(["-e", BARE_FILE_SERVER]);
   let bareDownMs: number;
   let bareUpMs: number;
   try {
@@ -181,12 +171,27 @@ async function statRows(ctx: BenchContext): Promise<Row[]> {
     const agentClient = createClient(Filesystem, createConnectTransport({ baseUrl: ctx.url, httpVersion, useBinaryFormat: false }));
     const headers = { "x-access-token": ctx.token };
     const { result: agentSamples, peakMiB } = await ctx.rss.during(() => sample(count, () => agentClient.stat({ path: ctx.workDir }, { headers })));
-    const bare = await bareServer(BARE_STAT_SERVER, [httpVersion === "1.1" ? "h1" : "h2c"]);
+    const bare = await serverProcess(["-e", BARE_STAT_SERVER, httpVersion === "1.1" ? "h1" : "h2c"]);
     const bareClient = createClient(Filesystem, createConnectTransport({ baseUrl: bare.url, httpVersion, useBinaryFormat: false }));
     const bareSamples = await sample(count, () => bareClient.stat({ path: ctx.workDir }));
     bare.close();
+    const floor = await connectFloorServer(httpVersion);
+    const floorClient = createClient(Filesystem, createConnectTransport({ baseUrl: floor.url, httpVersion, useBinaryFormat: false }));
+    const floorSamples = await sample(count, () => floorClient.stat({ path: ctx.workDir }));
+    floor.close();
     rows.push(row(`Stat round trip ${label} p50 (vs bare node server)`, "ms", percentile(agentSamples, 50), percentile(bareSamples, 50), peakMiB));
     rows.push(row(`Stat round trip ${label} p99 (vs bare node server)`, "ms", percentile(agentSamples, 99), percentile(bareSamples, 99), peakMiB));
+    rows.push(
+      row(
+        `Stat round trip ${label} p50, fastify + connect-fastify alone (vs bare node server)`,
+        "ms",
+        percentile(floorSamples, 50),
+        percentile(bareSamples, 50),
+      ),
+    );
+    rows.push(
+      row(`Stat round trip ${label} p50 (vs fastify + connect-fastify alone)`, "ms", percentile(agentSamples, 50), percentile(floorSamples, 50), peakMiB),
+    );
     if (httpVersion === "1.1") {
       const asUser = { "x-access-token": ctx.token, "x-user": UNPRIVILEGED };
       await chmod(ctx.workDir, 0o711);

@@ -13,7 +13,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { agentMetrics } from "../../harness/probe.js";
 import { Process, StartRequestSchema, type StartRequest } from "../../src/gen/sandboxagent/api_pb.js";
-import { GiB, MiB, percentile, row, rssMiB, sample, timeMs, type BenchContext, type Row, type Suite } from "../lib.js";
+import { connectFloorServer, GiB, MiB, percentile, row, rssMiB, sample, timeMs, type BenchContext, type Row, type Suite } from "../lib.js";
 
 type ProcessClient = Client<typeof Process>;
 
@@ -95,6 +95,17 @@ async function latencyRows(ctx: BenchContext): Promise<Row[]> {
     const { result: rpc, peakMiB } = await ctx.rss.during(() => sample(count, () => runThrough(c, ctx, command("/bin/true", []))));
     rows.push(row(`Start→end of /bin/true p50 over ${label} (vs raw spawn)`, "ms", percentile(rpc, 50), percentile(raw, 50), peakMiB));
     rows.push(row(`Start→end of /bin/true p99 over ${label} (vs raw spawn)`, "ms", percentile(rpc, 99), percentile(raw, 99), peakMiB));
+    // The same call through the building blocks alone, spawning on their loop.
+    const floor = await connectFloorServer(version);
+    const floorClient = createClient(Process, createConnectTransport({ baseUrl: floor.url, httpVersion: version, useBinaryFormat: true }));
+    const floorSamples = await sample(count, () => runThrough(floorClient, ctx, command("/bin/true", [])));
+    floor.close();
+    rows.push(
+      row(`Start→end of /bin/true p50 over ${label}, fastify + connect-fastify alone (vs raw spawn)`, "ms", percentile(floorSamples, 50), percentile(raw, 50)),
+    );
+    rows.push(
+      row(`Start→end of /bin/true p50 over ${label} (vs fastify + connect-fastify alone)`, "ms", percentile(rpc, 50), percentile(floorSamples, 50), peakMiB),
+    );
   }
   return rows;
 }
