@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 
 export interface Row {
   readonly metric: string;
@@ -203,5 +204,6 @@ export async function serverProcess(args: readonly string[]): Promise<{ url: str
 
 /** The building blocks alone (bench/peers/connect-floor.ts), over HTTP/1.1 or h2c. */
 export function connectFloorServer(httpVersion: "1.1" | "2"): Promise<{ url: string; close: () => void }> {
-  return serverProcess(["--import", "tsx", "bench/peers/connect-floor.ts", httpVersion === "1.1" ? "h1" : "h2c"]);
+  const script = fileURLToPath(new URL("./peers/connect-floor.ts", import.meta.url));
+  return serverProcess(["--import", "tsx", script, httpVersion === "1.1" ? "h1" : "h2c"]);
 }

@@ -98,7 +98,9 @@ function tables(recheck = false): Tables {
 }
 
 export function lookupUser(name: string): User | undefined {
-  return tables().byName.get(name) ?? tables(true).byName.get(name);
+  // A miss in a turn that has not checked the files yet was just checked by tables().
+  const checkedBefore = checkedThisTurn;
+  return tables().byName.get(name) ?? (checkedBefore ? tables(true).byName.get(name) : undefined);
 }
 
 /** The user name for a uid, or the number itself as text (as `ls -l` shows unknown owners). */
